@@ -1,0 +1,49 @@
+# latentd: `make demo` plays (renders) the demo piece, `make test` runs the tests.
+# Both set everything up on a fresh Debian / Raspberry Pi OS machine first.
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+LATENTD := $(VENV)/bin/latentd
+# torch is installed first and pinned: an unpinned torch pulls a multi-GB CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+DEMO_SECONDS ?= 30
+DEMO_CONFIG ?= configs/demo.toml
+SYSTEM_PYTHON ?= python3
+
+.PHONY: demo test lint format bench demo-models system-deps clean
+
+$(VENV)/.installed: pyproject.toml
+	bash tools/system-deps.sh
+	$(SYSTEM_PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+system-deps:
+	bash tools/system-deps.sh
+
+demo-models: $(VENV)/.installed
+	$(LATENTD) models build-demo --output installation/demo/models
+
+demo: demo-models
+	$(LATENTD) check --config $(DEMO_CONFIG)
+	$(LATENTD) render --config $(DEMO_CONFIG) --seconds $(DEMO_SECONDS) --output renders/demo.wav
+	$(LATENTD) run --config $(DEMO_CONFIG) --duration $(DEMO_SECONDS)
+	@echo "demo render: $(CURDIR)/renders/demo.wav"
+
+test: $(VENV)/.installed
+	$(VENV)/bin/ruff check daemon tests benchmarks
+	$(VENV)/bin/ruff format --check daemon tests benchmarks
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check daemon tests benchmarks
+	$(VENV)/bin/mypy daemon
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff format daemon tests benchmarks
+	$(VENV)/bin/ruff check --fix daemon tests benchmarks
+
+clean:
+	rm -rf renders installation/demo/models/*.ts .pytest_cache

@@ -1,0 +1,7 @@
+"""``python -m latentd``."""
+
+import sys
+
+from latentd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,94 @@
+"""Batched decoding: the voices of one model decoded together, resampled into a FIFO at the output rate."""
+
+from __future__ import annotations
+
+import numpy as np
+import soxr
+import structlog
+
+from latentd.engine.voice import Voice
+from latentd.installation.models import LoadedModel
+
+log = structlog.get_logger("latentd.decode")
+
+
+class ModelGroup:
+    """All voices of one model: one batch row each, decoded in one call of several latent frames.
+
+    Rows are positional (a streaming model keeps its cache per batch row), so every call decodes every
+    voice of the model, in the same order, for the model's lifetime.
+    """
+
+    def __init__(
+        self, name: str, model: LoadedModel, voices: list[Voice], samplerate: int, frames_per_call: int
+    ):
+        self.name = name
+        self.model = model
+        self.voices = voices
+        self.info = model.info
+        self.frames_per_call = frames_per_call
+        self.samplerate = samplerate
+        self.n_rows = len(voices)
+        ch = self.info.n_channels
+        self.resampler = (
+            soxr.ResampleStream(self.info.sr, samplerate, self.n_rows * ch, dtype="float32", quality="HQ")
+            if self.info.sr != samplerate
+            else None
+        )
+        chunk_out = int(np.ceil(frames_per_call * self.info.ratio * samplerate / self.info.sr)) + 64
+        self._buf = np.zeros((self.n_rows, ch, 4 * chunk_out), dtype=np.float32)
+        self._start = 0
+        self._end = 0
+        self.faulted_rows: list[int] = []
+        self.calls = 0
+
+    @property
+    def available(self) -> int:
+        """Samples per row ready in the FIFO."""
+        return self._end - self._start
+
+    def fill(self, frames: int) -> None:
+        """Decode until at least ``frames`` samples per row are ready."""
+        while self.available < frames:
+            self._decode_chunk()
+
+    def take(self, frames: int) -> np.ndarray:
+        """The next ``frames`` samples of every row, [rows, channels, frames].
+
+        A view into the FIFO: valid until the next ``fill``.
+        """
+        out = self._buf[:, :, self._start : self._start + frames]
+        self._start += frames
+        return out
+
+    def _decode_chunk(self) -> None:
+        n = self.frames_per_call
+        z = np.empty((self.n_rows, self.info.in_channels, n), dtype=np.float32)
+        for voice in self.voices:
+            z[voice.row] = voice.latents(n)
+        audio = self.model.decode(z)
+        self.calls += 1
+        finite = np.isfinite(audio).all(axis=(1, 2))
+        self.faulted_rows = [int(r) for r in np.flatnonzero(~finite)]
+        if self.faulted_rows:
+            audio = np.where(np.isfinite(audio), audio, 0.0).astype(np.float32)
+            # Cached convolutions now hold NaN: restore the state taken after load so the model recovers.
+            self.model.reset()
+        if self.resampler is not None:
+            rows, ch, samples = audio.shape
+            flat = np.ascontiguousarray(audio.reshape(rows * ch, samples).T)
+            audio = np.ascontiguousarray(self.resampler.resample_chunk(flat).T).reshape(rows, ch, -1)
+        self._append(audio)
+
+    def _append(self, audio: np.ndarray) -> None:
+        n = audio.shape[2]
+        if self._end + n > self._buf.shape[2]:
+            live = self.available
+            self._buf[:, :, :live] = self._buf[:, :, self._start : self._end]
+            self._start, self._end = 0, live
+            if live + n > self._buf.shape[2]:
+                grown = np.zeros((*self._buf.shape[:2], 2 * (live + n)), dtype=np.float32)
+                grown[:, :, :live] = self._buf[:, :, :live]
+                self._buf = grown
+        self._buf[:, :, self._end : self._end + n] = audio
+        self._end += n

@@ -1,0 +1,462 @@
+"""The engine: sources → batched decode → resample → voice gain → routing → master, one block at a time.
+
+The same engine serves offline rendering and live playback. It runs in one worker thread (or process);
+everything else talks to it through :meth:`Engine.submit` and reads :meth:`Engine.status`.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import structlog
+import torch
+
+from latentd.config import ConfigError, Problem
+from latentd.engine import commands as c
+from latentd.engine.decode import ModelGroup
+from latentd.engine.mix import DcBlocker, Limiter, Ramp, Trims
+from latentd.engine.programme import Programme, SectionPlan
+from latentd.engine.voice import GLIDE_S, Routing, Voice, voice_seed
+from latentd.installation.layout import Layout, make_layout
+from latentd.installation.piece import Installation
+from latentd.sources import build_source
+
+log = structlog.get_logger("latentd.engine")
+
+FAULT_HOLD_S = 2.0  # a voice whose model emitted NaN/Inf stays silent this long before it is tried again
+MAX_FAULTS = 3  # after this many faults in a row the voice stays muted until an operator command
+
+
+@dataclass
+class EngineCounters:
+    """Read-only figures for status lines (written by the worker only)."""
+
+    blocks: int = 0
+    decode_calls: int = 0
+    nonfinite_blocks: int = 0
+    voice_faults: int = 0
+    refused_commands: int = 0
+    peaks: list[float] = field(default_factory=list)
+
+
+def _per_dim(
+    value: float | list[float] | None, default: float, size: int, key: str, problems, file
+) -> np.ndarray:
+    if value is None:
+        return np.full(size, default, dtype=np.float64)
+    if isinstance(value, int | float):
+        return np.full(size, float(value), dtype=np.float64)
+    if len(value) != size:
+        problems.append(
+            Problem(
+                file,
+                key,
+                value,
+                f"has {len(value)} values; the model has latent_size {size}: give {size} or one",
+            )
+        )
+        return np.full(size, default, dtype=np.float64)
+    return np.asarray(value, dtype=np.float64)
+
+
+def piece_to_venue(piece_layout: Layout, venue: Layout) -> np.ndarray:
+    """[piece speakers, venue speakers]: each of the piece's speakers panned at its azimuth on the venue's."""
+    return np.asarray([venue.pan_gains(s.azimuth_deg) for s in piece_layout.speakers], dtype=np.float32)
+
+
+def _routing(
+    voice_cfg, layout: Layout, n_channels: int, key: str, problems, file, piece_layout=None
+) -> Routing:
+    if piece_layout is not None and (voice_cfg.matrix is not None or voice_cfg.route is not None):
+        # Explicit downmix: resolve against the piece's layout, then map its speakers onto the venue's.
+        inner = _routing(voice_cfg, piece_layout, n_channels, key, problems, file)
+        assert inner.matrix is not None
+        return Routing(layout, n_channels, matrix=inner.matrix @ piece_to_venue(piece_layout, layout))
+    if voice_cfg.matrix is not None:
+        m = np.asarray(voice_cfg.matrix, dtype=np.float32)
+        if m.shape != (n_channels, layout.n_channels):
+            problems.append(
+                Problem(
+                    file,
+                    f"{key}.matrix",
+                    voice_cfg.matrix,
+                    f"must be {n_channels} row(s) (model channels) × {layout.n_channels} columns (speakers)",
+                )
+            )
+            m = np.zeros((n_channels, layout.n_channels), dtype=np.float32)
+        return Routing(layout, n_channels, matrix=m)
+    if voice_cfg.route is not None:
+        m = np.zeros((n_channels, layout.n_channels), dtype=np.float32)
+        try:
+            targets = [layout.index(s) for s in voice_cfg.route]
+        except (KeyError, ValueError, IndexError) as exc:
+            problems.append(Problem(file, f"{key}.route", voice_cfg.route, str(exc)))
+            return Routing(layout, n_channels, matrix=m)
+        if len(targets) == n_channels:
+            for ch, t in enumerate(targets):
+                m[ch, t] = 1.0
+        else:
+            m[:, targets] = 1.0
+        return Routing(layout, n_channels, matrix=m)
+    pan = voice_cfg.pan
+    if pan is None:
+        return Routing(layout, n_channels)
+    return Routing(
+        layout,
+        n_channels,
+        azimuth_deg=pan.azimuth_deg,
+        spread_deg=pan.spread_deg,
+        rotate_deg_s=pan.rotate_deg_s,
+    )
+
+
+class Engine:
+    """Produces the master bus block by block: ``next_block()`` → float32 [n_speakers, blocksize]."""
+
+    def __init__(self, installation: Installation, *, fade_in_s: float = 0.5) -> None:
+        cfg = installation.config
+        audio = cfg.venue.audio
+        out = cfg.venue.output
+        self.installation = installation
+        self.layout = installation.layout
+        self.samplerate = audio.samplerate
+        self.blocksize = audio.blocksize
+        self.n_channels = self.layout.n_channels
+        self.seed = installation.seed
+        # Variational RAVE decoders fill the unused latent dims with torch.randn: seed torch so the same
+        # piece and seed give the same audio (decode calls happen in a fixed order in this one worker).
+        torch.manual_seed(self.seed)
+        self._commands: queue.SimpleQueue[c.Command] = queue.SimpleQueue()
+        self.command_log: list[tuple[int, c.Command]] = []
+        self.command_listeners: list[Callable[[int, c.Command], None]] = []
+        self.block_listeners: list[Callable[[int, np.ndarray], None]] = []
+        # (block index, voice name, z [latent_size, n_frames]) for every chunk a voice decodes.
+        self.latent_listeners: list[Callable[[int, str, np.ndarray], None]] = []
+        # Commands the engine sequences and logs but whose effect lives outside it (e.g. recording).
+        self.handlers: dict[type[c.Command], Callable[[c.Command], None]] = {}
+        self.counters = EngineCounters(peaks=[0.0] * self.n_channels)
+        self.voices: dict[str, Voice] = {}
+        self.groups: list[ModelGroup] = []
+        self._build(installation)
+        glide = int(GLIDE_S * self.samplerate)
+        self.master_gain = Ramp(out.master_gain, glide)
+        self.master_mute = Ramp(1.0, glide)
+        self._fade_in = Ramp(0.0 if fade_in_s > 0 else 1.0, max(1, int(fade_in_s * self.samplerate)))
+        self._fade_in.set(1.0)
+        trims = out.trims
+        names = [s.name for s in self.layout.speakers]
+        self.trims = Trims(
+            np.array([trims[n].gain_db if n in trims else 0.0 for n in names]),
+            np.array([trims[n].delay_ms if n in trims else 0.0 for n in names]),
+            self.samplerate,
+        )
+        self.dc = DcBlocker(self.n_channels, out.dc_block_hz, self.samplerate)
+        self.limiter = Limiter(
+            self.n_channels, self.blocksize, out.ceiling_db, out.limiter_release_ms, self.samplerate
+        )
+        crossfade = int(cfg.piece.programme.crossfade_s * self.samplerate)
+        self.programme = Programme(
+            [
+                SectionPlan(
+                    s.name,
+                    frozenset(s.voices),
+                    max(1, int(s.duration_bounds_s[0] * self.samplerate)),
+                    max(1, int(s.duration_bounds_s[1] * self.samplerate)),
+                    s.weight,
+                    None if s.crossfade_in_s is None else int(s.crossfade_in_s * self.samplerate),
+                )
+                for s in cfg.piece.sections
+            ],
+            crossfade,
+            cfg.piece.programme.loop,
+            cfg.piece.programme.order,
+            self.seed,
+        )
+
+    # ------------------------------------------------------------------ construction
+    def _build(self, inst: Installation) -> None:
+        cfg = inst.config
+        file = inst.piece_file
+        problems: list[Problem] = []
+        by_model: dict[str, list[Voice]] = {}
+        piece_layout = None
+        if cfg.piece.layout is not None and cfg.piece.layout != self.layout.name:
+            piece_layout = make_layout(cfg.piece.layout)
+        for name, vc in cfg.piece.voices.items():
+            model = inst.models[vc.model]
+            info = model.info
+            key = f"voices.{name}"
+            seed = voice_seed(self.seed, name)
+            try:
+                source = build_source(
+                    vc.source,
+                    latent_size=info.latent_size,
+                    latent_rate_hz=info.latent_rate_hz,
+                    ratio=info.ratio,
+                    seed=seed,
+                    base_dir=cfg.piece_dir,
+                )
+            except ValueError as exc:
+                problems.append(Problem(file, f"{key}.source", vc.source.kind, str(exc)))
+                continue
+            unknown = sorted(set(vc.conditioning) - set(info.conditioning))
+            if unknown:
+                allowed = ", ".join(info.conditioning) or "none (the model has no conditioning inputs)"
+                problems.append(
+                    Problem(
+                        file,
+                        f"{key}.conditioning",
+                        unknown,
+                        f"unknown conditioning input; allowed: {allowed}",
+                    )
+                )
+            clamp = tuple(vc.clamp) if vc.clamp is not None else None
+            voices = by_model.setdefault(vc.model, [])
+            voice = Voice(
+                name,
+                len(voices),
+                source,
+                latent_size=info.latent_size,
+                latent_rate_hz=info.latent_rate_hz,
+                samplerate=self.samplerate,
+                conditioning=dict(vc.conditioning),
+                conditioning_names=info.conditioning,
+                gain=vc.gain,
+                mute=vc.mute,
+                bias=_per_dim(vc.bias, 0.0, info.latent_size, f"{key}.bias", problems, file),
+                scale=_per_dim(vc.scale, 1.0, info.latent_size, f"{key}.scale", problems, file),
+                clamp=clamp,  # type: ignore[arg-type]
+                routing=_routing(vc, self.layout, info.n_channels, key, problems, file, piece_layout),
+                seed=seed,
+            )
+            voices.append(voice)
+            self.voices[name] = voice
+        if problems:
+            raise ConfigError(problems)
+        frames = cfg.venue.audio.frames_per_call
+        for model_name, voices in by_model.items():
+            self.groups.append(
+                ModelGroup(model_name, inst.models[model_name], voices, self.samplerate, frames)
+            )
+
+    # ------------------------------------------------------------------ control
+    def submit(self, command: c.Command) -> None:
+        """Queue a command; it is applied before the next block. Never blocks; callable from any thread."""
+        self._commands.put_nowait(command)
+
+    def check(self, command: c.Command) -> str | None:
+        """Why ``command`` would be refused (unknown voice, section, dimension...), or None if it is valid."""
+        voice_name = getattr(command, "voice", None)
+        if voice_name is not None:
+            voice = self.voices.get(voice_name)
+            if voice is None:
+                return f"unknown voice {voice_name!r}; voices: {', '.join(self.voices)}"
+            dim = getattr(command, "dim", None)
+            if dim is not None and not 0 <= dim < voice.latent_size:
+                return f"dim {dim} out of range 0..{voice.latent_size - 1} for voice {voice_name!r}"
+            if isinstance(command, c.SetConditioning) and command.input not in voice.conditioning_names:
+                allowed = ", ".join(voice.conditioning_names) or "none"
+                return f"unknown conditioning input {command.input!r}; allowed: {allowed}"
+            if isinstance(command, c.SetSourceParam) and command.key not in voice.source.params():
+                return (
+                    f"unknown source parameter {command.key!r}; allowed: {', '.join(voice.source.params())}"
+                )
+            if isinstance(command, c.SetSourceParam):
+                low, high = voice.source.param_range(command.key)
+                if not low <= command.value <= high:
+                    return f"source parameter {command.key!r} must be in {low:g}..{high:g}, got {command.value:g}"
+            if isinstance(command, c.SetLatentClamp) and command.low > command.high:
+                return f"clamp low {command.low} is above high {command.high}"
+        if isinstance(command, c.StartRecording | c.StopRecording) and type(command) not in self.handlers:
+            return "recording is not available in this process"
+        if isinstance(command, c.GotoSection | c.RestoreProgramme) and command.section not in self.programme.names():
+            return f"unknown section {command.section!r}; sections: {', '.join(self.programme.names())}"
+        for attr in ("gain", "value", "low", "high", "azimuth_deg", "deg_per_s"):
+            v = getattr(command, attr, None)
+            if isinstance(v, float) and not math.isfinite(v):
+                return f"{attr} must be a finite number, got {v}"
+        return None
+
+    def _apply(self, cmd: c.Command) -> None:
+        reason = self.check(cmd)
+        if reason is None:
+            try:
+                self._apply_checked(cmd)
+            except ValueError as exc:
+                reason = str(exc)
+        if reason is not None:
+            self.counters.refused_commands += 1
+            log.warning("command.refused", block=self.counters.blocks, command=cmd.to_json(), reason=reason)
+            return
+        self.command_log.append((self.counters.blocks, cmd))
+        log.info("command.applied", block=self.counters.blocks, **cmd.to_json())
+        for listener in self.command_listeners:
+            listener(self.counters.blocks, cmd)
+
+    def _apply_checked(self, cmd: c.Command) -> None:
+        v = self.voices.get(getattr(cmd, "voice", ""))
+        match cmd:
+            case c.SetVoiceGain(gain=g):
+                v.gain.set(g)
+            case c.SetVoiceMute(mute=m):
+                v.mute.set(0.0 if m else 1.0)
+                if not m:
+                    v.faults, v.fault_until = 0, -1
+            case c.SetLatentBias(dim=d, value=x):
+                v.bias.set_at(d, x)
+            case c.SetLatentScale(dim=d, value=x):
+                v.scale.set_at(d, x)
+            case c.SetLatentClamp(dim=d, low=lo, high=hi):
+                v.clamp_low[d], v.clamp_high[d] = lo, hi
+            case c.FreezeVoice(frozen=f):
+                v.frozen = f
+            case c.ReseedVoice(seed=s):
+                v.source.reseed(s)
+                v.seed = s
+            case c.TriggerVoice():
+                v.source.trigger()
+            case c.SetSourceParam(key=k, value=x):
+                v.source.set_param(k, x)
+            case c.SetVoicePan(azimuth_deg=a):
+                v.routing.matrix = None
+                v.routing.azimuth_deg = a
+            case c.SetVoiceRotation(deg_per_s=r):
+                v.routing.matrix = None
+                v.routing.rotate_deg_s = r
+            case c.SetConditioning(input=name, value=x):
+                v.cond.set_at(v.conditioning_names.index(name), x)
+            case c.SetMasterGain(gain=g):
+                self.master_gain.set(g)
+            case c.SetMasterMute(mute=m):
+                self.master_mute.set(0.0 if m else 1.0)
+            case c.NextSection():
+                self.programme.next()
+            case c.GotoSection(section=s):
+                self.programme.goto(self.programme.names().index(s))
+            case c.HoldSection(hold=h):
+                self.programme.hold = h
+            case c.RestoreProgramme(step=k, section=s, position_s=t, hold=h):
+                self.programme.restore(k, self.programme.names().index(s), int(t * self.samplerate), h)
+            case c.SetOpen(open=o, fade_s=f):
+                # The opening fade reuses the start-up fade: one gain stage, so the two never fight.
+                self._fade_in.ramp_steps = max(1, int(max(0.0, f) * self.samplerate))
+                self._fade_in.set(1.0 if o else 0.0)
+            case c.ResetOverrides():
+                for voice in self.voices.values():
+                    voice.reset_overrides()
+                self.master_gain.set(self.installation.config.venue.output.master_gain)
+                self.master_mute.set(1.0)
+                self.programme.hold = False
+            case _ if type(cmd) in self.handlers:
+                self.handlers[type(cmd)](cmd)
+            case _:
+                raise ValueError(f"unknown command {cmd.name!r}")
+
+    # ------------------------------------------------------------------ audio
+    def next_block(self) -> np.ndarray:
+        """Apply pending commands and produce the next master block, float32 [n_speakers, blocksize]."""
+        while True:
+            try:
+                self._apply(self._commands.get_nowait())
+            except queue.Empty:
+                break
+        n = self.blocksize
+        audible = self.programme.audible()
+        envelopes = self.programme.envelopes(n, list(self.voices))
+        mix = np.zeros((self.n_channels, n), dtype=np.float32)
+        for group in self.groups:
+            if not any(v.name in audible for v in group.voices):
+                continue
+            before = group.calls
+            group.fill(n)
+            self.counters.decode_calls += group.calls - before
+            if self.latent_listeners and group.calls != before:
+                for voice in group.voices:
+                    for listener in self.latent_listeners:
+                        listener(self.counters.blocks, voice.name, voice.last_z)  # type: ignore[arg-type]
+            if group.faulted_rows:
+                self._fault(group)
+            rows = group.take(n)
+            for voice in group.voices:
+                env = envelopes.get(voice.name)
+                if env is None:
+                    continue
+                level = voice.gain.values(n) * voice.mute.values(n) * env
+                if voice.fault_until >= self.counters.blocks:
+                    level = level * 0.0
+                sig = rows[voice.row] * level.astype(np.float32)
+                start, delta = voice.routing.block(n, self.samplerate)
+                mix += start.T @ sig
+                if delta is not None:
+                    ramp = np.arange(1, n + 1, dtype=np.float32) / n
+                    mix += delta.T @ (sig * ramp)
+        mix *= (self.master_gain.values(n) * self.master_mute.values(n) * self._fade_in.values(n)).astype(
+            np.float32
+        )
+        if not np.isfinite(mix).all():
+            # A poisoned sample must never reach the speakers or the DC filter's state.
+            self.counters.nonfinite_blocks += 1
+            np.nan_to_num(mix, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        self.trims.process(mix)
+        self.dc.process(mix)
+        block = self.limiter.process(mix)
+        peaks = np.max(np.abs(block), axis=1)
+        self.counters.peaks = [max(a, float(b)) for a, b in zip(self.counters.peaks, peaks, strict=True)]
+        for listener in self.block_listeners:
+            listener(self.counters.blocks, block)
+        self.counters.blocks += 1
+        return block
+
+    def _fault(self, group: ModelGroup) -> None:
+        hold_blocks = int(FAULT_HOLD_S * self.samplerate / self.blocksize)
+        for row in group.faulted_rows:
+            voice = group.voices[row]
+            voice.faults += 1
+            self.counters.voice_faults += 1
+            if voice.faults >= MAX_FAULTS:
+                voice.mute.set(0.0, now=True)
+                voice.fault_until = -1
+            else:
+                voice.fault_until = self.counters.blocks + hold_blocks
+            log.error(
+                "voice.nonfinite",
+                voice=voice.name,
+                model=group.name,
+                faults=voice.faults,
+                action="muted until an operator unmutes it"
+                if voice.faults >= MAX_FAULTS
+                else "silenced, model reset",
+            )
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the venue is open (fading in or playing) rather than closed (fading out or silent)."""
+        return bool(self._fade_in.target >= 0.5)
+
+    def status(self) -> dict[str, object]:
+        """A snapshot for status lines and ``/status``."""
+        return {
+            "block": self.counters.blocks,
+            "seconds": self.counters.blocks * self.blocksize / self.samplerate,
+            "section": self.programme.current.name,
+            "hold": self.programme.hold,
+            "open": self.is_open,
+            "voices": {
+                name: {
+                    "gain": float(v.gain.target),
+                    "muted": bool(v.mute.target == 0.0),
+                    "frozen": v.frozen,
+                    "seed": v.seed,
+                    "faults": v.faults,
+                }
+                for name, v in self.voices.items()
+            },
+            "master_gain": float(self.master_gain.target),
+            "limiter_db": self.limiter.reduction_db,
+            "refused_commands": self.counters.refused_commands,
+            "nonfinite_blocks": self.counters.nonfinite_blocks,
+        }

@@ -1,0 +1,173 @@
+"""The programme: which section plays, for how long, in what order, and the equal-power crossfade between.
+
+Orders: ``sequence`` (as listed), ``shuffle`` (each section once per cycle, a new seeded order every cycle,
+never the same section twice in a row across a cycle boundary when there are more than two), ``weighted``
+(a seeded draw by weight at every step). The section and its length at step ``k`` are pure functions of
+(order, seed, k), so a programme restored to a step continues exactly as it would have.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+Order = Literal["sequence", "shuffle", "weighted"]
+_SHUFFLE, _WEIGHTED, _LENGTH = 1, 2, 3  # streams of the seeded generator
+
+
+@dataclass(frozen=True)
+class SectionPlan:
+    """A section as the engine needs it: its voices and its length in samples.
+
+    ``length_max`` (when given) makes the length a seeded draw in [length, length_max]; ``weight`` counts
+    in the ``weighted`` order; ``crossfade_in`` (samples) replaces the programme's crossfade into it.
+    """
+
+    name: str
+    voices: frozenset[str]
+    length: int
+    length_max: int | None = None
+    weight: float = 1.0
+    crossfade_in: int | None = None
+
+
+def _rng(seed: int, *keys: int) -> np.random.Generator:
+    return np.random.default_rng([seed % 2**32, *keys])
+
+
+class Programme:
+    """Advances through sections, crossfading with equal power (cos/sin) between them.
+
+    Voices present in both sections keep playing at full level through a transition.
+    """
+
+    def __init__(
+        self,
+        sections: list[SectionPlan],
+        crossfade: int,
+        loop: bool,
+        order: Order = "sequence",
+        seed: int = 0,
+    ) -> None:
+        self.sections = sections
+        self.crossfade = max(0, crossfade)
+        self.loop = loop
+        self.order = order
+        self.seed = seed
+        weights = np.array([max(0.0, s.weight) for s in sections], dtype=np.float64)
+        self._p = weights / weights.sum() if weights.sum() > 0 else np.full(len(sections), 1 / len(sections))
+        self.step = 0  # transitions since the piece's start; selects section and length
+        self.index = self.section_at(0)
+        self.length = self.length_at(0, self.index)
+        self.position = 0  # samples into the current section
+        self.hold = False
+        self._from: frozenset[str] = frozenset()
+        self._fade_pos = 0
+        self._fade_len = 0
+
+    # ------------------------------------------------------------------ pure functions of the step
+    def _cycle(self, cycle: int) -> np.ndarray:
+        n = len(self.sections)
+        if n <= 2:
+            cycle = 0  # with two sections, no-repeat leaves one alternation
+        perm = _rng(self.seed, _SHUFFLE, cycle).permutation(n)
+        if cycle > 0 and n > 2 and perm[0] == _rng(self.seed, _SHUFFLE, cycle - 1).permutation(n)[-1]:
+            perm[[0, 1]] = perm[[1, 0]]  # the last element is never swapped, so no recursion is needed
+        return perm
+
+    def section_at(self, step: int) -> int:
+        """Index of the section played at ``step`` (0 = the piece's first section)."""
+        n = len(self.sections)
+        if self.order == "shuffle":
+            return int(self._cycle(step // n)[step % n])
+        if self.order == "weighted":
+            return int(_rng(self.seed, _WEIGHTED, step).choice(n, p=self._p))
+        return step % n
+
+    def length_at(self, step: int, index: int) -> int:
+        """Length in samples of section ``index`` when it plays at ``step`` (a seeded draw for ranges)."""
+        plan = self.sections[index]
+        if plan.length_max is None or plan.length_max <= plan.length:
+            return max(1, plan.length)
+        return int(_rng(self.seed, _LENGTH, step, index).integers(plan.length, plan.length_max + 1))
+
+    # ------------------------------------------------------------------ state
+    @property
+    def current(self) -> SectionPlan:
+        return self.sections[self.index]
+
+    @property
+    def fading(self) -> bool:
+        return self._fade_pos < self._fade_len
+
+    def names(self) -> list[str]:
+        return [s.name for s in self.sections]
+
+    def audible(self) -> frozenset[str]:
+        """Voices that need decoding now: the current section's, plus the outgoing one's while fading."""
+        return self.current.voices | self._from if self.fading else self.current.voices
+
+    def _enter(self, index: int, fade: bool) -> None:
+        self._from = self.audible() if fade else frozenset()
+        self.index = index
+        self.length = self.length_at(self.step, index)
+        self.position = 0
+        plan = self.sections[index]
+        self._fade_pos = 0
+        self._fade_len = (plan.crossfade_in if plan.crossfade_in is not None else self.crossfade) if fade else 0
+
+    def goto(self, index: int) -> None:
+        """Start a crossfade to section ``index`` (a jump when the crossfade length is 0).
+
+        In ``sequence`` order the programme then continues after ``index``; in the random orders it
+        continues with its seeded order.
+        """
+        if self.order == "sequence":
+            n = len(self.sections)
+            self.step = self.step - self.step % n + index
+        self._enter(index, fade=True)
+
+    def next(self) -> bool:
+        """Move to the next section; False at the end of a programme that does not loop."""
+        if not self.loop and self.step + 1 >= len(self.sections):
+            return False
+        self.step += 1
+        self._enter(self.section_at(self.step), fade=True)
+        return True
+
+    def restore(self, step: int, index: int, position: int, hold: bool) -> None:
+        """Continue at ``step`` in section ``index``, ``position`` samples in, without a crossfade."""
+        if not 0 <= index < len(self.sections):
+            raise ValueError(f"section index {index} out of range 0..{len(self.sections) - 1}")
+        self.step = max(0, step)
+        self._enter(index, fade=False)
+        self.position = max(0, min(position, self.length - 1))
+        self.hold = hold
+
+    # ------------------------------------------------------------------ audio
+    def envelopes(self, frames: int, voices: list[str]) -> dict[str, np.ndarray | float]:
+        """Each audible voice's section level over the next ``frames`` samples; advances time."""
+        current = self.current.voices
+        out: dict[str, np.ndarray | float] = {}
+        if self.fading:
+            p = np.minimum((self._fade_pos + np.arange(1, frames + 1)) / self._fade_len, 1.0)
+            fade_in = np.sin(0.5 * np.pi * p).astype(np.float32)
+            fade_out = np.cos(0.5 * np.pi * p).astype(np.float32)
+            for name in voices:
+                if name in current and name in self._from:
+                    out[name] = 1.0
+                elif name in current:
+                    out[name] = fade_in
+                elif name in self._from:
+                    out[name] = fade_out
+            self._fade_pos += frames
+        else:
+            for name in voices:
+                if name in current:
+                    out[name] = 1.0
+        self.position += frames
+        if self.position >= self.length and not self.hold and not self.fading:
+            self.next()
+        return out

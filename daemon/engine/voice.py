@@ -1,0 +1,147 @@
+"""A voice: one source feeding one batch row of a model, with gain, routing and operator overrides."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from latentd.engine.mix import Ramp
+from latentd.installation.layout import Layout
+from latentd.sources.base import Source
+
+GLIDE_S = 0.05  # every operator change glides over this time instead of stepping
+
+
+def voice_seed(piece_seed: int, name: str) -> int:
+    """The seed of a voice: stable across runs and machines, different for each voice name."""
+    return (piece_seed + zlib.crc32(name.encode("utf-8"))) % 2**32
+
+
+@dataclass
+class Routing:
+    """How a voice reaches the speakers: a static matrix, or VBAP panning that may rotate.
+
+    ``matrix`` has one row per model output channel and one column per speaker.
+    """
+
+    layout: Layout
+    n_channels: int
+    matrix: np.ndarray | None = None
+    azimuth_deg: float = 0.0
+    spread_deg: float = 0.0
+    rotate_deg_s: float = 0.0
+    _last: np.ndarray | None = field(default=None, repr=False)
+
+    def gains(self) -> np.ndarray:
+        """The current gain matrix [n_channels, n_speakers]."""
+        if self.matrix is not None:
+            return self.matrix
+        if self.n_channels == 1:
+            return self.layout.pan_gains(self.azimuth_deg, self.spread_deg)[None, :].astype(np.float32)
+        # Several channels: spread them evenly across the spread arc around the azimuth.
+        offsets = np.linspace(self.spread_deg / 2, -self.spread_deg / 2, self.n_channels)
+        rows = [self.layout.pan_gains(self.azimuth_deg + o, 0.0) for o in offsets]
+        return np.asarray(rows, dtype=np.float32)
+
+    def block(self, frames: int, samplerate: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Gains for the next block: (start gains, change over the block or None when steady)."""
+        if self.rotate_deg_s:
+            self.azimuth_deg = (self.azimuth_deg + self.rotate_deg_s * frames / samplerate) % 360.0
+        now = self.gains()
+        start = now if self._last is None else self._last
+        self._last = now
+        if start is now or np.array_equal(start, now):
+            return now, None
+        return start, now - start
+
+
+class Voice:
+    """Latent frames for one batch row, plus the voice's gain, routing and overrides.
+
+    Runs in the engine worker only.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        row: int,
+        source: Source,
+        *,
+        latent_size: int,
+        latent_rate_hz: float,
+        samplerate: int,
+        conditioning: dict[str, float],
+        conditioning_names: tuple[str, ...],
+        gain: float,
+        mute: bool,
+        bias: np.ndarray,
+        scale: np.ndarray,
+        clamp: tuple[float, float] | None,
+        routing: Routing,
+        seed: int,
+    ) -> None:
+        self.name = name
+        self.row = row
+        self.source = source
+        self.latent_size = latent_size
+        self.seed = seed
+        self.conditioning_names = conditioning_names
+        self.routing = routing
+        glide_samples = int(GLIDE_S * samplerate)
+        glide_frames = max(1, round(GLIDE_S * latent_rate_hz))
+        self.defaults = {
+            "gain": gain,
+            "mute": mute,
+            "bias": bias.astype(np.float64),
+            "scale": scale.astype(np.float64),
+            "clamp": clamp,
+            "conditioning": dict(conditioning),
+            "azimuth_deg": routing.azimuth_deg,
+            "rotate_deg_s": routing.rotate_deg_s,
+        }
+        self.gain = Ramp(gain, glide_samples)
+        self.mute = Ramp(0.0 if mute else 1.0, glide_samples)
+        self.bias = Ramp(bias, glide_frames)
+        self.scale = Ramp(scale, glide_frames)
+        self.cond = Ramp(np.array([conditioning.get(n, 0.0) for n in conditioning_names]), glide_frames)
+        self.clamp_low = np.full(latent_size, -np.inf)
+        self.clamp_high = np.full(latent_size, np.inf)
+        if clamp is not None:
+            self.clamp_low[:] = clamp[0]
+            self.clamp_high[:] = clamp[1]
+        self.frozen = False
+        self._held: np.ndarray | None = None
+        self.last_z: np.ndarray | None = None
+        self.faults = 0
+        self.fault_until = -1  # block index until which a faulted voice stays silent
+
+    def reset_overrides(self) -> None:
+        """Drop every operator override and glide back to the piece's values."""
+        d = self.defaults
+        self.gain.set(d["gain"])
+        self.mute.set(0.0 if d["mute"] else 1.0)
+        self.bias.set(d["bias"])
+        self.scale.set(d["scale"])
+        self.cond.set(np.array([d["conditioning"].get(n, 0.0) for n in self.conditioning_names]))
+        clamp = d["clamp"]
+        self.clamp_low[:] = -np.inf if clamp is None else clamp[0]
+        self.clamp_high[:] = np.inf if clamp is None else clamp[1]
+        self.frozen = False
+        self.routing.azimuth_deg = d["azimuth_deg"]
+        self.routing.rotate_deg_s = d["rotate_deg_s"]
+
+    def latents(self, n_frames: int) -> np.ndarray:
+        """The next ``n_frames`` decode inputs [in_channels, n_frames]: latents, then conditioning."""
+        if self.frozen and self._held is not None:
+            raw = np.repeat(self._held[:, None], n_frames, axis=1)
+        else:
+            raw = self.source.step(n_frames)
+            self._held = raw[:, -1].copy()
+        z = raw * self.scale.values(n_frames) + self.bias.values(n_frames)
+        np.clip(z, self.clamp_low[:, None], self.clamp_high[:, None], out=z)
+        self.last_z = z.astype(np.float32)
+        if not self.conditioning_names:
+            return self.last_z
+        return np.concatenate([self.last_z, self.cond.values(n_frames).astype(np.float32)], axis=0)

@@ -1,0 +1,44 @@
+"""Shared fixtures.
+
+Model building: ``model_factory`` (small synth models in the nn~ format, built once per spec per session),
+``demo_models`` (the demo piece's models) and ``shared_models_dir`` (real RAVE exports beside the project,
+skipped when absent).
+"""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from latentd.modelkit.builder import DEMO_MODELS, SynthSpec, build_demo_models, cached_model
+
+# Real RAVE exports live beside the project (../shared/models from the project root), not in it.
+SHARED_MODELS_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "models"
+
+
+@pytest.fixture(scope="session")
+def model_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[[SynthSpec], Path]:
+    """A function ``(spec) -> Path`` building each spec's model once per session."""
+    cache_dir = tmp_path_factory.mktemp("models")
+
+    def make(spec: SynthSpec) -> Path:
+        return cached_model(spec, cache_dir)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def demo_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The demo piece's models by name (``DEMO_MODELS``), written once per session."""
+    folder = tmp_path_factory.mktemp("demo-models")
+    paths = build_demo_models(folder)
+    return dict(zip(DEMO_MODELS, paths, strict=True))
+
+
+@pytest.fixture(scope="session")
+def shared_models_dir() -> Path:
+    """The folder of real RAVE exports; the test is skipped when it is absent (a clone elsewhere)."""
+    folder = SHARED_MODELS_DIR.resolve()
+    if not (folder / "rave-v2small-c16_streaming.ts").is_file():
+        pytest.skip(f"real RAVE exports not found in {folder} (they live beside the project, not in it)")
+    return folder
