@@ -43,6 +43,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
+from latentd.control.osc_config import OscConfig
 from latentd.control.schedule_config import ScheduleConfig
 from latentd.installation.layout import PRESETS, Layout, Speaker, make_layout
 from latentd.outputs.recording_config import RecordingConfig
@@ -273,6 +274,7 @@ class VenueConfig(_Strict):
     output: OutputConfig = Field(default_factory=lambda: OutputConfig(), description="[output] section")
     jack: JackConfig = Field(default_factory=lambda: JackConfig(), description="[jack] section")
     logging: LoggingConfig = Field(default_factory=lambda: LoggingConfig(), description="[logging] section")
+    osc: OscConfig = Field(default_factory=lambda: OscConfig(), description="[osc] section")
     recording: RecordingConfig = Field(
         default_factory=lambda: RecordingConfig(), description="[recording] section"
     )
@@ -307,6 +309,22 @@ class PanConfig(_Strict):
         le=360.0,
         description="rotation speed in degrees per second (positive = to the left)",
     )
+    waypoints: list[Annotated[list[float], Field(min_length=2, max_length=2)]] | None = Field(
+        default=None,
+        min_length=2,
+        description="a path: [[time_s, azimuth_deg], ...] with rising times from 0; the voice glides "
+        "between them along the shorter arc and loops (instead of azimuth_deg/rotate_deg_s)",
+    )
+
+    @model_validator(mode="after")
+    def _rising(self) -> PanConfig:
+        if self.waypoints is not None:
+            times = [t for t, _ in self.waypoints]
+            if times[0] != 0.0 or any(b <= a for a, b in zip(times, times[1:], strict=False)):
+                raise _fail("waypoints", self.waypoints, "times must start at 0 and rise strictly")
+            if any(not -360.0 <= a <= 360.0 for _, a in self.waypoints):
+                raise _fail("waypoints", self.waypoints, "azimuths must lie in -360..360 degrees")
+        return self
 
 
 class VoiceConfig(_Strict):
@@ -339,8 +357,9 @@ class VoiceConfig(_Strict):
         max_length=2,
         description="[low, high] limits applied after bias and scale",
     )
-    conditioning: dict[str, Annotated[float, Field(ge=-1e6, le=1e6)]] = Field(
-        default_factory=dict, description="constant values for the model's extra decode inputs, by name"
+    conditioning: dict[str, Annotated[float, Field(ge=-1e6, le=1e6)] | SourceSpec] = Field(
+        default_factory=dict,
+        description="the model's extra decode inputs, by name: a constant, or a source (its first dimension)",
     )
 
     @model_validator(mode="before")
@@ -415,7 +434,7 @@ class ProgrammeConfig(_Strict):
 
     order: Literal["sequence", "shuffle", "weighted"] = Field(
         default="sequence",
-        description="sequence = as listed; shuffle = each section once per cycle; weighted = seeded draw by weight",
+        description="sequence = as listed; shuffle = each once per cycle; weighted = seeded draw by weight",
     )
     crossfade_s: float = Field(
         default=4.0, ge=0.0, le=120.0, description="crossfade between sections in seconds"

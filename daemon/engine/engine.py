@@ -24,6 +24,7 @@ from latentd.engine.voice import GLIDE_S, Routing, Voice, voice_seed
 from latentd.installation.layout import Layout, make_layout
 from latentd.installation.piece import Installation
 from latentd.sources import build_source
+from latentd.sources.base import Source
 
 log = structlog.get_logger("latentd.engine")
 
@@ -111,6 +112,7 @@ def _routing(
         azimuth_deg=pan.azimuth_deg,
         spread_deg=pan.spread_deg,
         rotate_deg_s=pan.rotate_deg_s,
+        waypoints=[(t, a) for t, a in pan.waypoints] if pan.waypoints else None,
     )
 
 
@@ -203,6 +205,21 @@ class Engine:
             except ValueError as exc:
                 problems.append(Problem(file, f"{key}.source", vc.source.kind, str(exc)))
                 continue
+            constants = {k: v for k, v in vc.conditioning.items() if isinstance(v, int | float)}
+            driven: dict[str, Source] = {}
+            for cond_name, spec in vc.conditioning.items():
+                if cond_name in info.conditioning and not isinstance(spec, int | float):
+                    try:
+                        driven[cond_name] = build_source(
+                            spec,
+                            latent_size=1,
+                            latent_rate_hz=info.latent_rate_hz,
+                            ratio=info.ratio,
+                            seed=voice_seed(self.seed, f"{name}.{cond_name}"),
+                            base_dir=cfg.piece_dir,
+                        )
+                    except ValueError as exc:
+                        problems.append(Problem(file, f"{key}.conditioning.{cond_name}", spec.kind, str(exc)))
             unknown = sorted(set(vc.conditioning) - set(info.conditioning))
             if unknown:
                 allowed = ", ".join(info.conditioning) or "none (the model has no conditioning inputs)"
@@ -223,8 +240,9 @@ class Engine:
                 latent_size=info.latent_size,
                 latent_rate_hz=info.latent_rate_hz,
                 samplerate=self.samplerate,
-                conditioning=dict(vc.conditioning),
+                conditioning=constants,
                 conditioning_names=info.conditioning,
+                conditioning_sources=driven,
                 gain=vc.gain,
                 mute=vc.mute,
                 bias=_per_dim(vc.bias, 0.0, info.latent_size, f"{key}.bias", problems, file),
@@ -268,12 +286,15 @@ class Engine:
             if isinstance(command, c.SetSourceParam):
                 low, high = voice.source.param_range(command.key)
                 if not low <= command.value <= high:
-                    return f"source parameter {command.key!r} must be in {low:g}..{high:g}, got {command.value:g}"
+                    return f"parameter {command.key!r} must be in {low:g}..{high:g}, got {command.value:g}"
             if isinstance(command, c.SetLatentClamp) and command.low > command.high:
                 return f"clamp low {command.low} is above high {command.high}"
         if isinstance(command, c.StartRecording | c.StopRecording) and type(command) not in self.handlers:
             return "recording is not available in this process"
-        if isinstance(command, c.GotoSection | c.RestoreProgramme) and command.section not in self.programme.names():
+        if (
+            isinstance(command, c.GotoSection | c.RestoreProgramme)
+            and command.section not in self.programme.names()
+        ):
             return f"unknown section {command.section!r}; sections: {', '.join(self.programme.names())}"
         for attr in ("gain", "value", "low", "high", "azimuth_deg", "deg_per_s"):
             v = getattr(command, attr, None)
@@ -323,12 +344,16 @@ class Engine:
                 v.source.set_param(k, x)
             case c.SetVoicePan(azimuth_deg=a):
                 v.routing.matrix = None
+                v.routing.waypoints = None
                 v.routing.azimuth_deg = a
             case c.SetVoiceRotation(deg_per_s=r):
                 v.routing.matrix = None
+                v.routing.waypoints = None
                 v.routing.rotate_deg_s = r
             case c.SetConditioning(input=name, value=x):
-                v.cond.set_at(v.conditioning_names.index(name), x)
+                index = v.conditioning_names.index(name)
+                v.cond.set_at(index, x)
+                v.cond_overridden.add(index)
             case c.SetMasterGain(gain=g):
                 self.master_gain.set(g)
             case c.SetMasterMute(mute=m):

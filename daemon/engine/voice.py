@@ -32,7 +32,20 @@ class Routing:
     azimuth_deg: float = 0.0
     spread_deg: float = 0.0
     rotate_deg_s: float = 0.0
+    waypoints: list[tuple[float, float]] | None = None  # (time_s, azimuth_deg), looping
+    _t: float = field(default=0.0, repr=False)
     _last: np.ndarray | None = field(default=None, repr=False)
+
+    def _along_path(self) -> float:
+        assert self.waypoints is not None
+        times = [t for t, _ in self.waypoints]
+        t = self._t % times[-1] if times[-1] > 0 else 0.0
+        i = max(0, np.searchsorted(times, t, side="right") - 1)
+        if i >= len(times) - 1:
+            return self.waypoints[-1][1]
+        (t0, a0), (t1, a1) = self.waypoints[i], self.waypoints[i + 1]
+        shortest = (a1 - a0 + 180.0) % 360.0 - 180.0
+        return a0 + shortest * (t - t0) / (t1 - t0)
 
     def gains(self) -> np.ndarray:
         """The current gain matrix [n_channels, n_speakers]."""
@@ -47,7 +60,10 @@ class Routing:
 
     def block(self, frames: int, samplerate: int) -> tuple[np.ndarray, np.ndarray | None]:
         """Gains for the next block: (start gains, change over the block or None when steady)."""
-        if self.rotate_deg_s:
+        if self.waypoints:
+            self._t += frames / samplerate
+            self.azimuth_deg = self._along_path()
+        elif self.rotate_deg_s:
             self.azimuth_deg = (self.azimuth_deg + self.rotate_deg_s * frames / samplerate) % 360.0
         now = self.gains()
         start = now if self._last is None else self._last
@@ -74,6 +90,7 @@ class Voice:
         samplerate: int,
         conditioning: dict[str, float],
         conditioning_names: tuple[str, ...],
+        conditioning_sources: dict[str, Source] | None = None,
         gain: float,
         mute: bool,
         bias: np.ndarray,
@@ -100,12 +117,16 @@ class Voice:
             "conditioning": dict(conditioning),
             "azimuth_deg": routing.azimuth_deg,
             "rotate_deg_s": routing.rotate_deg_s,
+            "waypoints": routing.waypoints,
         }
         self.gain = Ramp(gain, glide_samples)
         self.mute = Ramp(0.0 if mute else 1.0, glide_samples)
         self.bias = Ramp(bias, glide_frames)
         self.scale = Ramp(scale, glide_frames)
         self.cond = Ramp(np.array([conditioning.get(n, 0.0) for n in conditioning_names]), glide_frames)
+        # Conditioning inputs driven by a source (its first dimension), until an operator sets a constant.
+        self.cond_sources = {conditioning_names.index(n): s for n, s in (conditioning_sources or {}).items()}
+        self.cond_overridden: set[int] = set()
         self.clamp_low = np.full(latent_size, -np.inf)
         self.clamp_high = np.full(latent_size, np.inf)
         if clamp is not None:
@@ -131,6 +152,8 @@ class Voice:
         self.frozen = False
         self.routing.azimuth_deg = d["azimuth_deg"]
         self.routing.rotate_deg_s = d["rotate_deg_s"]
+        self.routing.waypoints = d["waypoints"]
+        self.cond_overridden.clear()
 
     def latents(self, n_frames: int) -> np.ndarray:
         """The next ``n_frames`` decode inputs [in_channels, n_frames]: latents, then conditioning."""
@@ -144,4 +167,9 @@ class Voice:
         self.last_z = z.astype(np.float32)
         if not self.conditioning_names:
             return self.last_z
-        return np.concatenate([self.last_z, self.cond.values(n_frames).astype(np.float32)], axis=0)
+        cond = self.cond.values(n_frames)
+        for index, source in self.cond_sources.items():
+            driven = source.step(n_frames)[0]
+            if index not in self.cond_overridden:
+                cond[index] = driven
+        return np.concatenate([self.last_z, cond.astype(np.float32)], axis=0)

@@ -286,3 +286,56 @@ def test_seven_channel_piece_on_a_quad_venue_needs_and_gets_an_explicit_downmix(
     # Lss (+90°) lies halfway between FL (+45°) and BL (+135°): equal power on both, nothing on the right.
     assert rms[0] > 0.01 and abs(rms[0] / rms[2] - 1.0) < 1e-3
     assert rms[1] == 0.0 and rms[3] == 0.0
+
+
+def test_conditioning_input_driven_by_a_source_and_by_a_command(tmp_path, model_factory):
+    conditioned = model_factory(SynthSpec(latent_size=4, ratio=1024, sr=SR, conditioning=("pitch_class",)))
+    config = write_piece(
+        tmp_path,
+        models={"a": conditioned},
+        voices={
+            "v": {
+                "model": "a",
+                "source": {"kind": "constant", "values": 0.0},
+                "bias": [0, -2, -4, 1],
+                "route": [0],
+                # pitch class follows a slow saw: the pitch climbs over the first seconds
+                "conditioning": {
+                    "pitch_class": {
+                        "kind": "lfo",
+                        "shape": "saw",
+                        "freq_hz": 0.1,
+                        "intensity": 5.5,
+                        "offset": 5.5,
+                    }
+                },
+            }
+        },
+    )
+    engine = make_engine(config)
+    out = play(engine, 4.0)[0]
+    pitches = {dominant_hz(out[i : i + SR // 4]) for i in range(0, 4 * SR - SR // 4, SR // 4)}
+    assert len(pitches) >= 3, f"a source on the conditioning input should move the pitch: {pitches}"
+    engine.submit(c.SetConditioning("v", "pitch_class", 0.0))
+    play(engine, 0.5)
+    steady = [dominant_hz(play(engine, 0.25)[0]) for _ in range(3)]
+    assert len(set(steady)) == 1, "a constant set by command overrides the source"
+
+
+def test_pan_waypoints_move_the_voice_along_the_path(tmp_path, drone):
+    config = write_piece(
+        tmp_path,
+        models={"a": drone},
+        voices={
+            "v": {
+                "model": "a",
+                "source": {"kind": "constant", "values": 0.0},
+                "bias": [0, -2, -4, 1],
+                "pan": {"waypoints": [[0.0, 45.0], [1.0, 45.0], [2.0, 135.0], [4.0, 135.0]]},
+            }
+        },
+    )
+    out = play(make_engine(config), 3.0)
+    first, last = out[:, SR // 4 : SR // 2], out[:, int(2.5 * SR) :]
+    assert np.argmax(np.sqrt(np.mean(first**2, axis=1))) == 0  # FL at +45°
+    assert np.argmax(np.sqrt(np.mean(last**2, axis=1))) == 2  # BL at +135°
