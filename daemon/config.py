@@ -18,6 +18,7 @@ check that needs another section or the layout in :func:`_check_venue`.
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 import math
 import os
@@ -320,7 +321,7 @@ class PanConfig(_Strict):
     def _rising(self) -> PanConfig:
         if self.waypoints is not None:
             times = [t for t, _ in self.waypoints]
-            if times[0] != 0.0 or any(b <= a for a, b in zip(times, times[1:], strict=False)):
+            if times[0] != 0.0 or any(b <= a for a, b in itertools.pairwise(times)):
                 raise _fail("waypoints", self.waypoints, "times must start at 0 and rise strictly")
             if any(not -360.0 <= a <= 360.0 for _, a in self.waypoints):
                 raise _fail("waypoints", self.waypoints, "azimuths must lie in -360..360 degrees")
