@@ -29,7 +29,7 @@ demo-models: $(VENV)/.installed
 demo: demo-models
 	$(LATENTD) check --config $(DEMO_CONFIG)
 	$(LATENTD) render --config $(DEMO_CONFIG) --seconds $(DEMO_SECONDS) --output renders/demo.wav
-	$(LATENTD) run --config $(DEMO_CONFIG) --duration $(DEMO_SECONDS)
+	$(LATENTD) run --config $(DEMO_CONFIG) --duration $(DEMO_SECONDS) --record --label demo
 	@echo "demo render: $(CURDIR)/renders/demo.wav"
 
 test: $(VENV)/.installed

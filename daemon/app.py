@@ -8,8 +8,6 @@ import os
 import sys
 import warnings
 
-import torch
-
 SWITCH_INTERVAL_S = 0.001  # measured: a 1 ms GIL switch interval cuts xruns ~20× beside a busy thread
 
 
@@ -28,6 +26,8 @@ def configure_process(torch_threads: int = 1, realtime: bool = False) -> None:
         torch_threads: intra-op threads for decoding; leave a core for JACK on small machines.
         realtime: shorten the GIL switch interval so the JACK callback thread is never starved.
     """
+    import torch  # here, not at the top: operator commands (send, status) must start fast
+
     quiet_torchscript_warnings()
     torch.set_num_threads(max(1, torch_threads))
     if torch.get_num_interop_threads() != 1:
@@ -37,6 +37,12 @@ def configure_process(torch_threads: int = 1, realtime: bool = False) -> None:
     if realtime:
         sys.setswitchinterval(SWITCH_INTERVAL_S)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, torch_threads)))
+
+
+def thaw_heap() -> None:
+    """Undo :func:`freeze_heap` and collect, so native objects are released before the interpreter exits."""
+    gc.unfreeze()
+    gc.collect()
 
 
 def freeze_heap() -> None:

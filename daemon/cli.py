@@ -11,7 +11,12 @@ from latentd import __version__
 from latentd.app import configure_process, quiet_torchscript_warnings
 
 # Modules that add their own subcommands (each has ``add_commands(subparsers)``).
-COMMAND_MODULES = ("latentd.unravel.cli",)
+COMMAND_MODULES = (
+    "latentd.unravel.cli",
+    "latentd.recording_cli",
+    "latentd.control.osc_cli",
+    "latentd.control.schedule_cli",
+)
 
 EXIT_OK = 0
 EXIT_FAIL = 1
@@ -117,16 +122,20 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """Play the piece live on JACK until a signal (or ``--duration``) stops it."""
     from latentd.config import ConfigError
+    from latentd.control.osc import OscServerError
     from latentd.live import run_from_file
     from latentd.outputs.jack_out import JackOutputError
     from latentd.outputs.jackd import JackServerError
 
     try:
-        return run_from_file(args.config, args.duration)
+        return run_from_file(args.config, args.duration, record=args.record, label=args.label)
     except ConfigError as exc:
         return _config_errors(exc)
     except (JackOutputError, JackServerError) as exc:
         sys.stderr.write(f"JACK: {exc}\n")
+        return EXIT_FAIL
+    except OscServerError as exc:
+        sys.stderr.write(f"OSC: {exc}\n")
         return EXIT_FAIL
 
 
@@ -164,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--duration", type=float, default=None, metavar="SECONDS", help="stop cleanly after this time"
     )
+    p.add_argument("--record", action="store_true", help="record the master bus from the start")
+    p.add_argument("--label", default="", help="added to the recording's file names")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("render", help="render the piece offline into an N-channel file")

@@ -15,13 +15,19 @@ from types import FrameType
 
 import structlog
 
-from latentd.app import configure_process, freeze_heap
+from latentd.app import configure_process, freeze_heap, thaw_heap
 from latentd.config import Config
+from latentd.control.osc import OscServer, make_status_provider
+from latentd.control.scheduler import ScheduleHandle, start_scheduler
+from latentd.diagnostics import StackDumpSignal, enable_fatal_dumps
 from latentd.engine.engine import Engine
 from latentd.engine.ring import BlockRing
 from latentd.installation.piece import load_installation
+from latentd.notify import Notifier, ReadyGate, WatchdogGate
 from latentd.outputs.jack_out import JackOutput
 from latentd.outputs.jackd import JackServer
+from latentd.outputs.recorder import Recorder, attach_recorder
+from latentd.state import StateWriter, restore_state, state_path
 
 log = structlog.get_logger("latentd.live")
 
@@ -84,7 +90,7 @@ def port_names(config: Config, engine: Engine) -> tuple[list[str], list[str] | N
     return names, None
 
 
-def run(config: Config, *, duration_s: float | None = None) -> int:
+def run(config: Config, *, duration_s: float | None = None, record: bool = False, label: str = "") -> int:
     """Play the piece on JACK until stopped (signal or ``duration_s``). Returns the exit status."""
     flags = StopFlags()
 
@@ -95,18 +101,45 @@ def run(config: Config, *, duration_s: float | None = None) -> int:
             raise SystemExit(130)  # a second signal forces the stop
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    notifier = (
+        Notifier()
+    )  # reads and unsets NOTIFY_SOCKET / WATCHDOG_*: a private jackd must not inherit them
+    stack_dump = StackDumpSignal().install()  # SIGUSR1 -> "threads.dump" event from the main loop
+    enable_fatal_dumps()  # the watchdog's SIGABRT prints every thread's stack to the journal
     audio = config.venue.audio
     jack_cfg = config.venue.jack
     server: JackServer | None = None
     output: JackOutput | None = None
     worker: EngineWorker | None = None
+    recorder: Recorder | None = None
+    osc: OscServer | None = None
+    schedule: ScheduleHandle | None = None
+    state: StateWriter | None = None
     try:
         configure_process(audio.torch_threads, realtime=True)
         installation = load_installation(config)
         engine = Engine(installation)
         ring = BlockRing(jack_cfg.ring_blocks, audio.blocksize, engine.n_channels)
+        # Attached before the first block: recordings and the command log count from block 0 (replay).
+        recorder = attach_recorder(
+            engine,
+            config,
+            label,
+            stats=lambda: {
+                "xruns": output.xruns if output else 0,
+                "underruns": ring.underruns,
+            },
+        )
+        if record and not recorder.recording:
+            recorder.request_start(label)
+        # Before the first block: resume where the state file says, then let the clock decide whether
+        # the venue is open (a closed venue starts silent).
+        restore_state(engine, state_path(config), log)
+        schedule = start_scheduler(engine, config, log)
+        state = StateWriter(engine, state_path(config), config.venue.schedule.state_every_s, log).start()
         worker = EngineWorker(engine, ring)
         worker.fill()  # pre-fill before the client is activated: the first callbacks find audio
+        ready = ReadyGate(notifier, lambda: engine.counters.blocks)
         freeze_heap()
         server_name = jack_cfg.server_name or None
         if jack_cfg.start_server:
@@ -133,18 +166,38 @@ def run(config: Config, *, duration_s: float | None = None) -> int:
         )
         output.start()
         worker.start()
+        out = output
+        watchdog = WatchdogGate(notifier, lambda: engine.counters.blocks, idle=lambda: not out.connected)
+        if config.venue.osc.enabled:
+            out = output
+            osc = OscServer(
+                engine,
+                config.venue.osc,
+                make_status_provider(
+                    engine,
+                    xruns=lambda: out.xruns,
+                    recording=lambda: recorder.recording if recorder is not None else False,
+                ),
+                log,
+            )
+            osc.start()
         log.info("ready", piece=config.piece.name, channels=engine.n_channels, samplerate=audio.samplerate)
         started = time.monotonic()
         last_status = started
         while not flags.stop:
             time.sleep(TICK_S)
             output.poll()
+            schedule.poll()
+            stack_dump.poll(log)
+            ready.tick(status=f"playing {config.piece.name}")
+            watchdog.tick()
             if worker.error is not None:
                 return 1
             now = time.monotonic()
             if now - last_status >= STATUS_EVERY_S:
                 last_status = now
                 st = engine.status()
+                notifier.status(f"section {st['section']}, xruns {output.xruns}, underruns {ring.underruns}")
                 log.info(
                     "status",
                     section=st["section"],
@@ -159,21 +212,35 @@ def run(config: Config, *, duration_s: float | None = None) -> int:
         log.info("stopping", xruns=output.xruns, underruns=ring.underruns, blocks=engine.counters.blocks)
         return 0
     finally:
+        notifier.stopping()
+        if schedule is not None:
+            schedule.stop()
+        if osc is not None:
+            osc.stop()
         if output is not None:
             output.stop()
         if worker is not None:
             worker.stop()
+        if recorder is not None:
+            recorder.close()
+        if state is not None:
+            state.stop()
         if server is not None:
             server.stop()
         for s, handler in previous.items():
             signal.signal(s, handler)
+        stack_dump.uninstall()
+        notifier.close()
 
 
-def run_from_file(path: Path, duration_s: float | None) -> int:
+def run_from_file(path: Path, duration_s: float | None, record: bool = False, label: str = "") -> int:
     """``latentd run``: load the config and play."""
     from latentd.config import load_config
     from latentd.logs import setup_logging
 
     config = load_config(path)
     setup_logging(config.venue.logging.level, config.venue.logging.format)
-    return run(config, duration_s=duration_s)
+    try:
+        return run(config, duration_s=duration_s, record=record, label=label)
+    finally:
+        thaw_heap()

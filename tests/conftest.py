@@ -5,10 +5,11 @@ Model building: ``model_factory`` (small synth models in the nn~ format, built o
 skipped when absent).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from latentd.modelkit.builder import DEMO_MODELS, SynthSpec, build_demo_models, cached_model
 
@@ -42,3 +43,10 @@ def shared_models_dir() -> Path:
     if not (folder / "rave-v2small-c16_streaming.ts").is_file():
         pytest.skip(f"real RAVE exports not found in {folder} (they live beside the project, not in it)")
     return folder
+
+
+@pytest.fixture(autouse=True)
+def _structlog_defaults() -> Iterator[None]:
+    """Commands under test configure logging for the process; give every test structlog's defaults back."""
+    yield
+    structlog.reset_defaults()

@@ -150,7 +150,9 @@ def test_effective_config_prints_as_toml_with_defaults_and_absolute_paths(files)
         "kind": "lfo", "freq_hz": 0.05, "shape": "cosine", "intensity": 1.0, "direction": 1,
         "scale": 1.0, "offset": 0.0, "smooth_s": 0.0,
     }  # fmt: skip
-    assert data["piece"]["sections"] == [{"name": "dawn", "voices": ["low", "high"], "duration_s": 60.0}]
+    assert data["piece"]["sections"] == [
+        {"name": "dawn", "voices": ["low", "high"], "duration_s": 60.0, "weight": 1.0}
+    ]
     assert "[venue.audio]" in text and "[[piece.sections]]" in text
 
 

@@ -3,7 +3,8 @@
 # Used by `make` (first set-up) and by .ci/run. Runs apt-get as root, or through sudo.
 set -euo pipefail
 
-packages=(python3 python3-venv python3-dev jackd2 libjack-jackd2-0 libsndfile1 sox liblo-tools jack-capture)
+packages=(python3 python3-venv python3-dev jackd2 libjack-jackd2-0 libsndfile1 sox liblo-tools jack-capture
+    shellcheck systemd)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -185,7 +185,7 @@ class StopRecording(Command):
 
 @dataclass(frozen=True)
 class SetOpen(Command):
-    """Open the venue (fade the master in over ``fade_s``) or close it (fade out; the engine keeps running)."""
+    """Open the venue (fade the master in over ``fade_s``) or close it (fade out; the engine keeps going)."""
 
     name: ClassVar[str] = "venue.open"
     open: bool

@@ -124,6 +124,7 @@ class Engine:
         audio = cfg.venue.audio
         out = cfg.venue.output
         self.installation = installation
+        self.fade_in_s = fade_in_s
         self.layout = installation.layout
         self.samplerate = audio.samplerate
         self.blocksize = audio.blocksize

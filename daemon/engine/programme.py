@@ -116,7 +116,8 @@ class Programme:
         self.position = 0
         plan = self.sections[index]
         self._fade_pos = 0
-        self._fade_len = (plan.crossfade_in if plan.crossfade_in is not None else self.crossfade) if fade else 0
+        crossfade = plan.crossfade_in if plan.crossfade_in is not None else self.crossfade
+        self._fade_len = crossfade if fade else 0
 
     def goto(self, index: int) -> None:
         """Start a crossfade to section ``index`` (a jump when the crossfade length is 0).

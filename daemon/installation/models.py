@@ -26,14 +26,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from latentd.installation.errors import ModelError
 from latentd.tempo import bpm
 
 DEFAULT_MAX_BATCH = 64
 TEMPO_STEPS = 16
-
-
-class ModelError(Exception):
-    """A model file that cannot be used: the message says what is wrong, in which file, what is allowed."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from latentd.installation.models import ModelError
+from latentd.installation.errors import ModelError
 
 EXIT_OK = 0
 EXIT_FAIL = 1

@@ -1,0 +1,307 @@
+"""The OSC server: a UDP thread that turns allowed, well-formed, valid messages into engine commands.
+
+Transport and handling are kept apart: :meth:`OscServer.handle_datagram` is a pure function of (bytes,
+sender) → replies that tests drive without sockets; the thread only moves bytes. Order of checks, cheapest
+first so a flood costs little: sender's network (drop silently), sender's rate (drop silently), size (drop
+silently), strict parse, address map, ``Engine.check``. A packet is all or nothing: if any message of a
+bundle is refused, none of it is applied, and the sender gets ``/error <address> <reason>``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import structlog
+
+from latentd.control.osc_config import OscConfig
+from latentd.control.osc_map import Refusal, StatusRequest, map_message
+from latentd.control.osc_parse import OscParseError, encode_message, parse_packet
+from latentd.engine.commands import Command, ReseedVoice
+from latentd.engine.engine import Engine
+
+Sender = tuple[str, int]
+Reply = tuple[bytes, Sender]
+StatusProvider = Callable[[], dict[str, Any]]
+
+RECV_TIMEOUT_S = 0.2  # how often the thread looks at its stop flag
+MAX_TRACKED_HOSTS = 4096  # bound on per-host state, so a spoofed-source flood cannot grow memory
+
+
+class OscServerError(RuntimeError):
+    """The server could not start (address in use, bad bind address)."""
+
+
+@dataclass
+class OscCounters:
+    """Packets seen by the server, by fate. Written by the server thread only."""
+
+    received: int = 0
+    accepted: int = 0
+    refused: int = 0
+    dropped_foreign: int = 0
+    dropped_rate: int = 0
+    dropped_size: int = 0
+    internal_errors: int = 0
+
+
+class _Bucket:
+    """A token bucket: ``rate`` tokens per second, at most ``burst`` saved up."""
+
+    __slots__ = ("last", "tokens")
+
+    def __init__(self, burst: float, now: float) -> None:
+        self.tokens = burst
+        self.last = now
+
+
+def make_status_provider(
+    engine: Engine,
+    *,
+    xruns: Callable[[], int] | None = None,
+    recording: Callable[[], object] | None = None,
+) -> StatusProvider:
+    """A ``/status`` provider: the engine's status plus uptime, output peaks, xruns and recording state.
+
+    Args:
+        engine: the running engine.
+        xruns: returns the output's xrun/underrun count (None: reported as null).
+        recording: returns the recorder's state, JSON-ready (None: reported as null).
+    """
+    started = time.monotonic()
+
+    def status() -> dict[str, Any]:
+        snapshot = dict(engine.status())
+        snapshot["uptime_s"] = round(time.monotonic() - started, 3)
+        snapshot["peaks"] = dict(
+            zip([s.name for s in engine.layout.speakers], map(float, engine.counters.peaks), strict=True)
+        )
+        snapshot["xruns"] = xruns() if xruns else None
+        snapshot["recording"] = recording() if recording else None
+        return snapshot
+
+    return status
+
+
+class OscServer:
+    """The UDP OSC control surface of one engine.
+
+    Threads: :meth:`start` and :meth:`stop` are called by the main thread; the server thread calls
+    :meth:`handle_datagram` and alone writes the counters and per-host state.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        config: OscConfig,
+        status_provider: StatusProvider,
+        log: Any = None,
+        *,
+        port: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Build the server (nothing is bound until :meth:`start`).
+
+        Args:
+            engine: receives the commands (``check`` then ``submit``).
+            config: the venue's ``[osc]`` section.
+            status_provider: builds the ``/status`` reply.
+            log: a structlog logger (default ``latentd.osc``).
+            port: listen on this port instead of ``config.port`` (0 = any free port).
+            clock: monotonic seconds, for the rate limit.
+        """
+        self.engine = engine
+        self.config = config
+        self.status_provider = status_provider
+        self.log = log if log is not None else structlog.get_logger("latentd.osc")
+        self.counters = OscCounters()
+        self._port = config.port if port is None else port
+        self._clock = clock
+        self._networks = config.networks()
+        self._allowed: dict[str, bool] = {}
+        self._buckets: dict[str, _Bucket] = {}
+        self._limited: set[str] = set()
+        # voice → (engine seed seen, seed we derived): two /reseed in a row before the engine applied the
+        # first must still give two different seeds.
+        self._reseeds: dict[str, tuple[int, int]] = {}
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._stop_event = threading.Event()
+
+    # ------------------------------------------------------------------ transport
+    @property
+    def address(self) -> Sender:
+        """The bound (host, port); valid after :meth:`start`."""
+        if self._sock is None:
+            raise RuntimeError("the OSC server is not started")
+        host, port = self._sock.getsockname()[:2]
+        return host, port
+
+    def start(self) -> None:
+        """Bind the socket and start the server thread.
+
+        Raises:
+            OscServerError: the address cannot be bound (in use, not local).
+        """
+        family = socket.AF_INET6 if ":" in self.config.bind else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.bind((self.config.bind, self._port))
+        except OSError as exc:
+            sock.close()
+            raise OscServerError(
+                f"cannot listen for OSC on {self.config.bind}:{self._port}: {exc.strerror or exc}; "
+                "change [osc] bind/port or stop the other program using it"
+            ) from None
+        sock.settimeout(RECV_TIMEOUT_S)
+        self._sock = sock
+        self._stop_event.clear()
+        self._thread = threading.Thread(target=self._serve, name="latentd-osc", daemon=True)
+        self._thread.start()
+        host, port = self.address
+        self.log.info("osc.listening", host=host, port=port, allow=[str(n) for n in self._networks])
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        """Stop the thread and close the socket (safe to call twice or before :meth:`start`)."""
+        self._stop_event.set()
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join(timeout_s)
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        self.log.info("osc.stopped", **asdict(self.counters))
+
+    def _serve(self) -> None:
+        sock = self._sock
+        assert sock is not None
+        size = self.config.max_packet_bytes + 1  # one more byte than allowed: tells an oversized packet
+        while not self._stop_event.is_set():
+            try:
+                data, sender = sock.recvfrom(size)
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                if self._stop_event.is_set():
+                    break
+                self.log.warning("osc.receive_failed", error=str(exc))
+                continue
+            try:
+                replies = self.handle_datagram(data, (sender[0], sender[1]))
+            except Exception:  # the control surface must outlive any packet
+                self.counters.internal_errors += 1
+                self.log.exception("osc.internal_error", sender=sender[0])
+                continue
+            for payload, target in replies:
+                try:
+                    sock.sendto(payload, target)
+                except OSError as exc:
+                    self.log.warning("osc.reply_failed", target=f"{target[0]}:{target[1]}", error=str(exc))
+
+    # ------------------------------------------------------------------ handling
+    def handle_datagram(self, data: bytes, sender: Sender) -> list[Reply]:
+        """Handle one datagram from ``sender``; return the replies to send (possibly none)."""
+        self.counters.received += 1
+        host = sender[0]
+        if not self._is_allowed(host):
+            self.counters.dropped_foreign += 1
+            return []
+        if not self._take_token(host):
+            self.counters.dropped_rate += 1
+            return []
+        reply_to = (host, self.config.reply_port or sender[1])
+        if len(data) > self.config.max_packet_bytes:
+            self.counters.dropped_size += 1
+            self.log.warning("osc.too_large", sender=host, bytes=len(data), max=self.config.max_packet_bytes)
+            return []
+        try:
+            messages = parse_packet(data)
+        except OscParseError as exc:
+            return self._refuse(exc.address, f"malformed packet: {exc.reason}", host, reply_to)
+        planned: list[Command | StatusRequest] = []
+        for message in messages:
+            mapped = map_message(message, self._seed_of)
+            if isinstance(mapped, Refusal):
+                reason = mapped.reason
+            elif isinstance(mapped, StatusRequest):
+                reason = None
+            else:
+                reason = self.engine.check(mapped)
+            if reason is not None:
+                if len(messages) > 1:
+                    reason += f" (the whole bundle of {len(messages)} messages was refused)"
+                return self._refuse(message.address, reason, host, reply_to)
+            planned.append(mapped)  # type: ignore[arg-type]
+        self.counters.accepted += 1
+        replies: list[Reply] = []
+        for item in planned:
+            if isinstance(item, StatusRequest):
+                replies.append((self._status_reply(), reply_to))
+                continue
+            if isinstance(item, ReseedVoice):
+                self._reseeds[item.voice] = (self.engine.voices[item.voice].seed, item.seed)
+            self.engine.submit(item)
+            self.log.debug("osc.accepted", sender=host, **item.to_json())
+        return replies
+
+    def _refuse(self, address: str, reason: str, host: str, reply_to: Sender) -> list[Reply]:
+        self.counters.refused += 1
+        self.log.warning("osc.refused", sender=host, address=address, reason=reason)
+        return [(encode_message("/error", [address, reason]), reply_to)]
+
+    def _status_reply(self) -> bytes:
+        try:
+            text = json.dumps(self.status_provider(), default=str, allow_nan=False)
+        except (ValueError, TypeError) as exc:
+            text = json.dumps({"error": f"status unavailable: {exc}"})
+        return encode_message("/status", [text])
+
+    def _seed_of(self, voice: str) -> int | None:
+        v = self.engine.voices.get(voice)
+        if v is None:
+            return None
+        seen, derived = self._reseeds.get(voice, (None, None))
+        # Until the engine applies our last reseed, derive from the seed we sent, not the stale one.
+        return derived if seen == v.seed and derived is not None else v.seed
+
+    def _is_allowed(self, host: str) -> bool:
+        allowed = self._allowed.get(host)
+        if allowed is None:
+            try:
+                ip = ipaddress.ip_address(host.split("%", 1)[0])
+            except ValueError:
+                ip = None
+            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+                ip = ip.ipv4_mapped
+            allowed = ip is not None and any(ip.version == n.version and ip in n for n in self._networks)
+            if len(self._allowed) >= MAX_TRACKED_HOSTS:
+                self._allowed.clear()
+            self._allowed[host] = allowed
+            if not allowed:
+                # Logged once per host (until the cache is cleared), not once per packet.
+                self.log.warning("osc.foreign_sender", sender=host)
+        return allowed
+
+    def _take_token(self, host: str) -> bool:
+        now = self._clock()
+        bucket = self._buckets.get(host)
+        burst = float(self.config.rate_burst)
+        if bucket is None:
+            if len(self._buckets) >= MAX_TRACKED_HOSTS:
+                self._buckets.clear()
+            bucket = self._buckets[host] = _Bucket(burst, now)
+        bucket.tokens = min(burst, bucket.tokens + (now - bucket.last) * self.config.rate_limit_per_s)
+        bucket.last = now
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            self._limited.discard(host)
+            return True
+        if host not in self._limited:
+            self._limited.add(host)
+            self.log.warning("osc.rate_limited", sender=host, rate_per_s=self.config.rate_limit_per_s)
+        return False

@@ -1,0 +1,186 @@
+"""The files beside a recording: ``session.json``, the command log and the latents each voice decoded.
+
+All of them are written by the recorder's writer thread, never by the engine worker.
+
+Session folder layout::
+
+    <piece>_<venue>_<UTC start>[_<label>]/
+        <piece>_<venue>_<UTC start>[_<label>]_000.w64   audio segments, contiguous
+        session.json                                      what, when, with which config/models/seeds
+        commands.jsonl                                    every applied command since engine block 0
+        venue.toml, piece.toml                            copies of both config files
+        <voice>_latents.wav, <voice>.npy                  latents decoded while recording
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import soundfile as sf
+
+from latentd.engine.commands import Command
+
+SESSION_FILE = "session.json"
+COMMANDS_FILE = "commands.jsonl"
+VENUE_COPY = "venue.toml"
+PIECE_COPY = "piece.toml"
+HASH_CHUNK = 2**20
+
+
+def sha256_file(path: Path) -> str:
+    """The hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def config_hash(venue_path: Path, piece_file: Path) -> str:
+    """SHA-256 over both configuration files (venue config, then piece), as bytes."""
+    digest = hashlib.sha256()
+    for path in (venue_path, piece_file):
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or a new file in ``folder`` survive a power cut."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as JSON so that ``path`` always holds either the old or the new document.
+
+    tmp file + fsync + rename + fsync of the folder: a kill or power cut never leaves half a file.
+    """
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=False)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def copy_configs(venue_path: Path, piece_file: Path, folder: Path) -> None:
+    """Keep copies of both config files in the session folder (the originals may change later)."""
+    shutil.copyfile(venue_path, folder / VENUE_COPY)
+    shutil.copyfile(piece_file, folder / PIECE_COPY)
+
+
+class CommandLog:
+    """``commands.jsonl``: one line ``{"block": i, "cmd": name, ...fields}`` per applied command.
+
+    Each line is flushed to the kernel as soon as it is written, so a killed process keeps it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def write(self, block: int, command: Command) -> None:
+        """Append one applied command."""
+        self._file.write(json.dumps({"block": block, **command.to_json()}) + "\n")
+        self._file.flush()
+
+    def sync(self) -> None:
+        """Push the log to the disk."""
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        """Sync and close."""
+        if not self._file.closed:
+            self.sync()
+            self._file.close()
+
+
+def read_command_log(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """``commands.jsonl`` as (block, command JSON) in file order; a torn last line (a kill) is skipped.
+
+    Raises:
+        ValueError: a line other than the last is not valid JSON or has no ``block``.
+    """
+    lines = path.read_text(encoding="utf-8").splitlines()
+    out: list[tuple[int, dict[str, Any]]] = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            block = int(data.pop("block"))
+        except (ValueError, KeyError, TypeError) as exc:
+            if i == len(lines) - 1:
+                break  # the process died while writing this line
+            raise ValueError(f"{path}:{i + 1}: not a command log line ({exc}): {line[:80]!r}") from exc
+        out.append((block, data))
+    return out
+
+
+class LatentRecording:
+    """The latents one voice decoded while recording: a latent WAV written as they come, and an .npy.
+
+    ``<voice>_latents.wav``: 32-bit float, one channel per latent dimension, header rate ``sr // ratio``
+    (the form Pure Data reads). ``<voice>.npy``: shape (1, latent_size, n_frames) float32, what
+    ``decode`` takes; rewritten from the WAV by :meth:`save_npy` (at rotation and stop).
+    """
+
+    def __init__(self, folder: Path, voice: str, latent_size: int, rate_hz: int) -> None:
+        self.voice = voice
+        self.latent_size = latent_size
+        self.wav_path = folder / f"{voice}_latents.wav"
+        self.npy_path = folder / f"{voice}.npy"
+        self.frames = 0
+        self._file = sf.SoundFile(
+            self.wav_path, "w", max(1, rate_hz), latent_size, subtype="FLOAT", format="WAV"
+        )
+        set_header_auto(self._file)
+
+    def write(self, z: np.ndarray) -> None:
+        """Append z [latent_size, n_frames]."""
+        self._file.write(np.ascontiguousarray(z.T, dtype=np.float32))
+        self.frames += z.shape[1]
+
+    def flush(self) -> None:
+        """Push what was written to the disk."""
+        self._file.flush()
+
+    def save_npy(self) -> None:
+        """(Re)write ``<voice>.npy`` with every frame so far."""
+        self._file.flush()
+        with sf.SoundFile(self.wav_path) as f:
+            data = f.read(self.frames, dtype="float32", always_2d=True)
+        tmp = self.npy_path.with_name(f".{self.npy_path.name}.tmp")
+        with open(tmp, "wb") as out:
+            np.save(out, data.T[None, :, :])
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.npy_path)
+
+    def close(self) -> None:
+        """Write the .npy and close the WAV."""
+        if not self._file.closed:
+            self.save_npy()
+            self._file.close()
+
+
+SFC_SET_UPDATE_HEADER_AUTO = 0x1061  # sndfile.h; reachable only through soundfile's private handle
+
+
+def set_header_auto(f: sf.SoundFile) -> None:
+    """Let libsndfile rewrite the header after every write, so a killed WAV/RF64 still has its length.
+
+    Measured (DESIGN §8): RF64 without this reads as 0 frames after SIGKILL; with it, everything.
+    """
+    sf._snd.sf_command(f._file, SFC_SET_UPDATE_HEADER_AUTO, sf._ffi.NULL, 1)
