@@ -12,7 +12,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from latentd.control.osc_map import ROUTES, routes_markdown
 from latentd.control.osc_parse import OscParseError, encode_message, parse_message, parse_packet
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "osc.md"
+DOCS = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def built(address: str, *args: tuple[object, str]) -> bytes:
@@ -73,5 +73,5 @@ def test_bundles_nest_only_so_deep():
 
 def test_docs_table_is_the_route_table():
     text = DOCS.read_text()
-    assert routes_markdown() in text, "docs/osc.md is out of date: paste routes_markdown() into it"
+    assert routes_markdown() in text, "the OSC table in README.md is out of date: paste routes_markdown() into it"
     assert all(f"`{r.template}`" in text for r in ROUTES)
