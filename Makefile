@@ -10,7 +10,7 @@ DEMO_SECONDS ?= 30
 DEMO_CONFIG ?= configs/demo.toml
 SYSTEM_PYTHON ?= python3
 
-.PHONY: demo test lint format bench demo-models system-deps clean
+.PHONY: demo test lint format bench bench-xruns demo-models system-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	bash tools/system-deps.sh
@@ -44,6 +44,12 @@ lint: $(VENV)/.installed
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff format daemon tests benchmarks
 	$(VENV)/bin/ruff check --fix daemon tests benchmarks
+
+bench: demo-models
+	$(PY) -m benchmarks.engine
+
+bench-xruns: demo-models
+	$(PY) -m benchmarks.xruns --minutes 10
 
 clean:
 	rm -rf renders installation/demo/models/*.ts .pytest_cache

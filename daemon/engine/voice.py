@@ -12,6 +12,7 @@ from latentd.installation.layout import Layout
 from latentd.sources.base import Source
 
 GLIDE_S = 0.05  # every operator change glides over this time instead of stepping
+GAIN_STEP_S = 0.02  # moving voices: VBAP gains are exact every 20 ms, linear in between
 
 
 def voice_seed(piece_seed: int, name: str) -> int:
@@ -35,6 +36,12 @@ class Routing:
     waypoints: list[tuple[float, float]] | None = None  # (time_s, azimuth_deg), looping
     _t: float = field(default=0.0, repr=False)
     _last: np.ndarray | None = field(default=None, repr=False)
+    # Moving voices: VBAP gains are computed every GAIN_STEP_S and interpolated linearly per block in
+    # between (computing them for every block cost a fifth of the engine's time).
+    _from: np.ndarray | None = field(default=None, repr=False)
+    _to: np.ndarray | None = field(default=None, repr=False)
+    _pos: int = field(default=0, repr=False)
+    _span: int = field(default=0, repr=False)
 
     def _along_path(self) -> float:
         assert self.waypoints is not None
@@ -58,19 +65,37 @@ class Routing:
         rows = [self.layout.pan_gains(self.azimuth_deg + o, 0.0) for o in offsets]
         return np.asarray(rows, dtype=np.float32)
 
-    def block(self, frames: int, samplerate: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """Gains for the next block: (start gains, change over the block or None when steady)."""
+    def _advance(self, frames: int, samplerate: int) -> None:
         if self.waypoints:
             self._t += frames / samplerate
             self.azimuth_deg = self._along_path()
         elif self.rotate_deg_s:
             self.azimuth_deg = (self.azimuth_deg + self.rotate_deg_s * frames / samplerate) % 360.0
-        now = self.gains()
-        start = now if self._last is None else self._last
-        self._last = now
-        if start is now or np.array_equal(start, now):
-            return now, None
-        return start, now - start
+
+    def block(self, frames: int, samplerate: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Gains for the next block: (start gains, change over the block or None when steady)."""
+        moving = self.matrix is None and bool(self.waypoints or self.rotate_deg_s)
+        if not moving:
+            self._from = None
+            now = self.gains()
+            start = now if self._last is None else self._last
+            self._last = now
+            if start is now or np.array_equal(start, now):
+                return now, None
+            return start, now - start
+        if self._from is None or self._pos >= self._span:
+            # Next segment: from where the gains are now to the gains one step ahead.
+            self._from = self._last if self._last is not None else self.gains()
+            self._span = max(frames, round(GAIN_STEP_S * samplerate / frames) * frames)
+            self._advance(self._span, samplerate)
+            self._to = self.gains()
+            self._pos = 0
+        assert self._to is not None
+        delta = (self._to - self._from) * (frames / self._span)
+        start = self._from + (self._to - self._from) * (self._pos / self._span)
+        self._pos += frames
+        self._last = start + delta
+        return start, delta
 
 
 class Voice:

@@ -73,5 +73,5 @@ def test_bundles_nest_only_so_deep():
 
 def test_docs_table_is_the_route_table():
     text = DOCS.read_text()
-    assert routes_markdown() in text, "the OSC table in README.md is out of date: paste routes_markdown() into it"
+    assert routes_markdown() in text, "README.md's OSC table is out of date: paste routes_markdown() into it"
     assert all(f"`{r.template}`" in text for r in ROUTES)
