@@ -10,6 +10,8 @@ from latentd.sources.base import Source
 from latentd.sources.specs import StepsSpec
 from latentd.tempo import TempoMatch, nearest_k_at_rate
 
+BPM_MAX = 2000.0  # above this a step is shorter than most latent frames
+
 
 class StepsSource(Source):
     """Per dimension, ``n_steps`` values drawn from the seed, held one step each and looped.
@@ -39,6 +41,8 @@ class StepsSource(Source):
         self._add_param("step_s", 0.01, 60.0, lambda: self._step_s, self._set_step_s)
         self._add_param("decay_s", 0.0, 60.0, lambda: self._decay_s, self._set_decay_s)
         self._add_param("amplitude", 0.0, 100.0, lambda: self._amplitude, self._set_amplitude)
+        # Following a tempo (a section's BPM): reads back the BPM actually achieved, 0 when none is set.
+        self._add_param("bpm", 0.0, BPM_MAX, lambda: self.tempo.bpm if self.tempo else 0.0, self._set_bpm)
         self._restart(seed)
 
     @property
@@ -72,6 +76,13 @@ class StepsSource(Source):
         self._anchor_pos += self._steps_per_frame() * (self._t - self._anchor_t)
         self._anchor_t = self._t
         self._step_s = value
+
+    def _set_bpm(self, value: float) -> None:
+        if value <= 0.0:
+            self.tempo = None  # back to step_s as it stands
+            return
+        self.tempo = nearest_k_at_rate(self.latent_rate_hz, value)
+        self._set_step_s(self.tempo.k / self.latent_rate_hz)
 
     def _set_decay_s(self, value: float) -> None:
         self._decay_s = value

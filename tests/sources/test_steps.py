@@ -45,3 +45,19 @@ def test_decay_envelope_restarts_each_step() -> None:
     assert frames[0] == pytest.approx(value, rel=1e-6)
     assert frames[5] == pytest.approx(value * np.exp(-1.0), rel=1e-5)  # 0.25 s in
     assert frames[20] == pytest.approx(value, rel=1e-6)  # next step: envelope restarts
+
+
+def test_bpm_parameter_follows_the_nearest_achievable_tempo() -> None:
+    from latentd.sources import build_source
+    from latentd.sources.specs import StepsSpec
+
+    source = build_source(
+        StepsSpec(kind="steps", n_steps=4), latent_size=2, latent_rate_hz=44100 / 2048, ratio=2048, seed=3
+    )
+    assert source.params()["bpm"] == 0.0
+    source.set_param("bpm", 120.0)
+    # 44100/2048 Hz: a beat of 11 latent frames is 117.45 BPM, the nearest to 120.
+    assert abs(source.params()["bpm"] - 117.45) < 0.01
+    frames = source.step(44)
+    changes = np.flatnonzero(np.any(np.diff(frames, axis=1) != 0, axis=0)) + 1
+    assert list(changes) == [11, 22, 33]
