@@ -412,6 +412,12 @@ class SectionConfig(_Strict):
     crossfade_in_s: float | None = Field(
         default=None, ge=0.0, le=120.0, description="crossfade into this section (instead of the programme's)"
     )
+    bpm: float | None = Field(
+        default=None,
+        ge=2.0,
+        le=2000.0,
+        description="tempo the section's step sequences follow (the nearest whole number of latent frames)",
+    )
 
     @model_validator(mode="after")
     def _one_duration(self) -> SectionConfig:

@@ -227,6 +227,12 @@ ROUTES: tuple[Route, ...] = (
         "set a conditioning input of the voice's model (glides)",
     ),
     Route(
+        "/voice/<v>/attr/<name>",
+        (_f("value"),),
+        lambda n, a: c.SetModelAttribute(n["v"], n["name"], a[0]),
+        "set an attribute of the voice's model (e.g. temperature); affects every voice of that model",
+    ),
+    Route(
         "/voice/<v>/pan",
         (_f("azimuth_deg", -ANGLE_MAX, ANGLE_MAX),),
         lambda n, a: c.SetVoicePan(n["v"], a[0]),

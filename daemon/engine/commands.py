@@ -133,6 +133,19 @@ class SetConditioning(Command):
 
 
 @dataclass(frozen=True)
+class SetModelAttribute(Command):
+    """Set an attribute of the voice's model through its ``set_<attribute>`` (e.g. ``temperature``).
+
+    The attribute belongs to the model, so it changes every voice that plays that model.
+    """
+
+    name: ClassVar[str] = "voice.attr"
+    voice: str
+    attribute: str
+    value: float
+
+
+@dataclass(frozen=True)
 class SetMasterGain(Command):
     name: ClassVar[str] = "master.gain"
     gain: float
@@ -218,6 +231,7 @@ COMMANDS: dict[str, type[Command]] = {
         SetVoicePan,
         SetVoiceRotation,
         SetConditioning,
+        SetModelAttribute,
         SetMasterGain,
         SetMasterMute,
         NextSection,

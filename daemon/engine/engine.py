@@ -21,7 +21,9 @@ from latentd.engine.decode import ModelGroup
 from latentd.engine.mix import DcBlocker, Limiter, Ramp, Trims
 from latentd.engine.programme import Programme, SectionPlan
 from latentd.engine.voice import GLIDE_S, Routing, Voice, voice_seed
+from latentd.installation.errors import ModelError
 from latentd.installation.layout import Layout, make_layout
+from latentd.installation.models import frames_per_call_for
 from latentd.installation.piece import Installation
 from latentd.sources import build_source
 from latentd.sources.base import Source
@@ -161,6 +163,8 @@ class Engine:
         self.limiter = Limiter(
             self.n_channels, self.blocksize, out.ceiling_db, out.limiter_release_ms, self.samplerate
         )
+        self._section_bpm = {s.name: s.bpm for s in cfg.piece.sections}
+        self._tempo_section: str | None = None
         crossfade = int(cfg.piece.programme.crossfade_s * self.samplerate)
         self.programme = Programme(
             [
@@ -258,9 +262,23 @@ class Engine:
             raise ConfigError(problems)
         frames = cfg.venue.audio.frames_per_call
         for model_name, voices in by_model.items():
-            self.groups.append(
-                ModelGroup(model_name, inst.models[model_name], voices, self.samplerate, frames)
-            )
+            model = inst.models[model_name]
+            try:
+                # A model with a minimum buffer (vschaos2) decodes more frames per call than the venue asks.
+                group_frames = frames_per_call_for(model.info, frames)
+            except ModelError as exc:
+                problems.append(Problem(file, f"models.{model_name}", str(model.path), str(exc)))
+                continue
+            self.groups.append(ModelGroup(model_name, model, voices, self.samplerate, group_frames))
+        if problems:
+            raise ConfigError(problems)
+
+    def group_of(self, voice_name: str) -> ModelGroup:
+        """The model group (model and batch rows) a voice decodes in."""
+        for group in self.groups:
+            if any(v.name == voice_name for v in group.voices):
+                return group
+        raise KeyError(voice_name)
 
     # ------------------------------------------------------------------ control
     def submit(self, command: c.Command) -> None:
@@ -290,6 +308,14 @@ class Engine:
                     return f"parameter {command.key!r} must be in {low:g}..{high:g}, got {command.value:g}"
             if isinstance(command, c.SetLatentClamp) and command.low > command.high:
                 return f"clamp low {command.low} is above high {command.high}"
+            if isinstance(command, c.SetModelAttribute):
+                model = self.group_of(voice_name).model
+                if command.attribute not in model.info.attributes:
+                    allowed = ", ".join(model.info.attributes) or "none (the model declares no attributes)"
+                    return (
+                        f"model of voice {voice_name!r} has no attribute {command.attribute!r}; "
+                        f"attributes: {allowed}"
+                    )
         if isinstance(command, c.StartRecording | c.StopRecording) and type(command) not in self.handlers:
             return "recording is not available in this process"
         if (
@@ -355,6 +381,15 @@ class Engine:
                 index = v.conditioning_names.index(name)
                 v.cond.set_at(index, x)
                 v.cond_overridden.add(index)
+            case c.SetModelAttribute(attribute=a, value=x):
+                group = self.group_of(v.name)
+                try:
+                    group.model.set_attribute(a, x)
+                except ModelError as exc:
+                    raise ValueError(str(exc)) from exc
+                others = [u.name for u in group.voices if u is not v]
+                if others:
+                    log.info("model.attribute_shared", model=group.name, attribute=a, voices=others)
             case c.SetMasterGain(gain=g):
                 self.master_gain.set(g)
             case c.SetMasterMute(mute=m):
@@ -391,6 +426,8 @@ class Engine:
             except queue.Empty:
                 break
         n = self.blocksize
+        if self.programme.current.name != self._tempo_section:
+            self._follow_tempo()
         audible = self.programme.audible()
         envelopes = self.programme.envelopes(n, list(self.voices))
         mix = np.zeros((self.n_channels, n), dtype=np.float32)
@@ -436,6 +473,29 @@ class Engine:
             listener(self.counters.blocks, block)
         self.counters.blocks += 1
         return block
+
+    def _follow_tempo(self) -> None:
+        """A section that sets a BPM: its voices' step sequences follow the nearest achievable tempo."""
+        section = self.programme.current
+        self._tempo_section = section.name
+        bpm = self._section_bpm.get(section.name)
+        if bpm is None:
+            return
+        for name in sorted(section.voices):
+            source = self.voices[name].source
+            if "bpm" not in source.params():
+                continue
+            source.set_param("bpm", bpm)
+            tempo = getattr(source, "tempo", None)
+            log.info(
+                "tempo.followed",
+                section=section.name,
+                voice=name,
+                asked_bpm=bpm,
+                bpm=round(tempo.bpm, 3) if tempo else None,
+                frames_per_beat=tempo.k if tempo else None,
+                note=tempo.message if tempo and not tempo.exact else "",
+            )
 
     def _fault(self, group: ModelGroup) -> None:
         hold_blocks = int(FAULT_HOLD_S * self.samplerate / self.blocksize)

@@ -31,6 +31,7 @@ from latentd.tempo import bpm
 
 DEFAULT_MAX_BATCH = 64
 TEMPO_STEPS = 16
+MAX_FRAMES_PER_CALL = 256  # beyond this a model's minimum buffer would add seconds of latency
 
 
 @dataclass(frozen=True)
@@ -287,6 +288,57 @@ def _build_info(module: torch.jit.ScriptModule, path: Path, method: str) -> Mode
     )
 
 
+def check_audio_method(info: ModelInfo) -> None:
+    """Check that the model's method maps latent frames to audio, as a voice needs.
+
+    Raises:
+        ModelError: the method's ``_params`` do not say latents in (``in_ratio`` > 1) and audio out
+            (``out_ratio`` 1); the message names the method, its params and the methods that would do.
+    """
+    p = info.params[info.method]
+    if p.in_ratio > 1 and p.out_ratio == 1:
+        return
+    fitting = [m for m, q in info.params.items() if q.in_ratio > 1 and q.out_ratio == 1]
+    raise ModelError(
+        f"{info.path}: method {info.method!r} does not map latents to audio: `{info.method}_params` = "
+        f"[in_channels {p.in_channels}, in_ratio {p.in_ratio}, out_channels {p.out_channels}, "
+        f"out_ratio {p.out_ratio}]; a voice needs in_ratio > 1 (samples per latent frame) and out_ratio 1; "
+        f"methods that do: {', '.join(fitting) or 'none'}"
+    )
+
+
+def frames_per_call_for(info: ModelInfo, frames_per_call: int) -> int:
+    """Latent frames per decode call for this model: ``frames_per_call``, raised to the smallest multiple
+    whose audio (``frames × ratio``) reaches the model's ``min_buffer_size`` attribute when it has one.
+
+    Raises:
+        ModelError: ``min_buffer_size`` is not a positive integer, or needs more than
+            ``MAX_FRAMES_PER_CALL`` frames per call.
+    """
+    if "min_buffer_size" not in info.attributes:
+        return frames_per_call
+    value = info.attributes["min_buffer_size"]
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ModelError(
+            f"{info.path}: attribute min_buffer_size = {value!r} is not a positive whole number of samples"
+        )
+    frames = frames_per_call * -(-value // (frames_per_call * info.ratio))
+    if frames > MAX_FRAMES_PER_CALL:
+        raise ModelError(
+            f"{info.path}: min_buffer_size {value} needs {frames} latent frames per decode call "
+            f"(ratio {info.ratio}, in multiples of frames_per_call {frames_per_call}); "
+            f"at most {MAX_FRAMES_PER_CALL} are allowed"
+        )
+    return frames
+
+
+def rng_state(seed: int) -> object:
+    """A fresh state of torch's random generator seeded with ``seed`` (opaque; for ``LoadedModel.call``)."""
+    return torch.Generator().manual_seed(seed % 2**64).get_state()
+
+
 def read_info(path: Path, method: str = "decode") -> ModelInfo:
     """Load a model file and read its contract.
 
@@ -464,6 +516,54 @@ class LoadedModel:
             )
         if _has_method(self._module, f"get_{name}"):
             self.info.attributes[name] = _get_attribute(self._module, name)
+
+    def call(self, method: str, x: np.ndarray, rng_state: object | None = None) -> tuple[np.ndarray, object]:
+        """Call any method of the model on ``x`` [batch, in_channels, frames] (e.g. a prior's).
+
+        Args:
+            method: a method the model lists, with a ``<method>_params`` buffer.
+            x: float32 input; its length is counted at the method's ``in_ratio``.
+            rng_state: torch's random-generator state to run the method with (see :func:`rng_state`), so a
+                model that samples (a prior) is repeatable per caller; None uses the global generator.
+
+        Returns:
+            The output ``[batch, out_channels, frames * in_ratio / out_ratio]`` and the generator state
+            after the call (pass it to the next call), or None when ``rng_state`` was None.
+
+        Raises:
+            ModelError: no such method, the input has the wrong shape, or the method failed.
+        """
+        params = self.info.params.get(method)
+        if method not in self.info.methods or params is None:
+            raise ModelError(
+                f"{self.path}: no usable method {method!r}; methods with params: "
+                f"{', '.join(self.info.params) or 'none'}"
+            )
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 3 or x.shape[1] != params.in_channels or x.shape[0] > self.max_batch:
+            raise ModelError(
+                f"{self.path}: {method} expects input of shape [batch <= {self.max_batch}, "
+                f"{params.in_channels}, frames], got shape {x.shape}"
+            )
+        saved = torch.get_rng_state() if rng_state is not None else None
+        try:
+            if rng_state is not None:
+                torch.set_rng_state(rng_state)  # type: ignore[arg-type]
+            with torch.inference_mode():
+                y = getattr(self._module, method)(torch.from_numpy(x))
+            after = torch.get_rng_state() if rng_state is not None else None
+        except RuntimeError as exc:
+            raise ModelError(f"{self.path}: {method} failed on input of shape {x.shape}: {exc}") from exc
+        finally:
+            if saved is not None:
+                torch.set_rng_state(saved)
+        expected = (x.shape[0], params.out_channels, x.shape[2] * params.in_ratio // params.out_ratio)
+        if tuple(y.shape) != expected:
+            raise ModelError(
+                f"{self.path}: {method} returned shape {tuple(y.shape)} for input {x.shape}; "
+                f"expected {expected}"
+            )
+        return np.ascontiguousarray(y.numpy(), dtype=np.float32), after
 
     def encode(self, audio: np.ndarray) -> np.ndarray:
         """Encode audio ``[batch, channels, samples]`` into latents ``[batch, latent_size, n_frames]``.

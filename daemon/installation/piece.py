@@ -7,7 +7,7 @@ from pathlib import Path
 
 from latentd.config import Config, ConfigError, Problem
 from latentd.installation.layout import Layout, Speaker, make_layout
-from latentd.installation.models import LoadedModel, ModelError
+from latentd.installation.models import LoadedModel, ModelError, check_audio_method, frames_per_call_for
 
 WARM_UP_CALLS = 3  # the first calls of a model are slow (150–430 ms): never let them happen live
 
@@ -45,15 +45,21 @@ def load_installation(config: Config, *, seed: int | None = None, warm_up: bool 
         rows[voice.model] = rows.get(voice.model, 0) + 1
     frames = config.venue.audio.frames_per_call
     for name, spec in config.piece.models.items():
+        key, value = f"models.{name}.path", str(spec.path)
         try:
             model = LoadedModel(config.model_path(name), method=spec.method)
-            for attr, value in spec.attributes.items():
-                model.set_attribute(attr, value)
+            key, value = f"models.{name}.method", spec.method
+            check_audio_method(model.info)
+            for attr, attr_value in spec.attributes.items():
+                key, value = f"models.{name}.attributes.{attr}", attr_value
+                model.set_attribute(attr, attr_value)
+            key, value = f"models.{name}.path", str(spec.path)
+            n_frames = frames_per_call_for(model.info, frames)
             if warm_up:
-                model.warm_up(batch=max(1, rows.get(name, 1)), n_frames=frames, calls=WARM_UP_CALLS)
+                model.warm_up(batch=max(1, rows.get(name, 1)), n_frames=n_frames, calls=WARM_UP_CALLS)
             models[name] = model
         except ModelError as exc:
-            problems.append(Problem(piece_file, f"models.{name}.path", str(spec.path), str(exc)))
+            problems.append(Problem(piece_file, key, value, str(exc)))
     if problems:
         raise ConfigError(problems)
     return Installation(

@@ -42,6 +42,7 @@ class SynthSpec:
         v1: wrap like a RAVE v1 export (no ``get_methods``; ``sampling_rate``/``latent_size`` buffers).
         hidden: width of an extra upsampling conv stack that makes decoding cost like a real neural
             decoder (0: none); e.g. ratio 2048, latent 16, hidden 64 for RAVE v2-like benchmarks.
+        min_buffer_size: when > 0, the model declares a read-only ``min_buffer_size`` attribute (vschaos2).
     """
 
     latent_size: int = 4
@@ -55,6 +56,7 @@ class SynthSpec:
     fault: str | None = None
     v1: bool = False
     hidden: int = 0
+    min_buffer_size: int = 0
 
     def key(self) -> str:
         """A short hash naming this spec (and the builder version) for cache files."""
@@ -93,6 +95,8 @@ def _validate(spec: SynthSpec) -> None:
         problems.append(f"conditioning={unknown}: allowed {sorted(CONDITIONING_KINDS)}")
     if not 0 < spec.base_hz < spec.sr * 0.4:
         problems.append(f"base_hz={spec.base_hz}: must be in (0, 0.4 * sr)")
+    if spec.min_buffer_size < 0:
+        problems.append(f"min_buffer_size={spec.min_buffer_size}: must be >= 0")
     if spec.hidden < 0:
         problems.append(f"hidden={spec.hidden}: must be >= 0")
     if problems:
@@ -122,6 +126,7 @@ def build_model(spec: SynthSpec) -> torch.jit.ScriptModule:
         fault=fault,
         fault_after=fault_after,
         hidden=spec.hidden,
+        min_buffer_size=spec.min_buffer_size,
     )
     core.eval()
     if fault is None:

@@ -75,6 +75,8 @@ class Synth(nn.Module):
         fault_after: decode calls that work before a ``"nan"`` fault starts.
         hidden: width of an extra stateless upsampling conv stack (0: none) that makes decoding as costly as
             a real neural decoder; its output is a quiet texture added to the synth.
+        min_buffer_size: when > 0, a read-only ``min_buffer_size`` attribute (samples a host must pass per
+            call, as vschaos2 exports declare); decoding itself accepts any size.
     """
 
     conditioning_kinds: list[int]
@@ -113,6 +115,7 @@ class Synth(nn.Module):
         fault: str | None = None,
         fault_after: int = 0,
         hidden: int = 0,
+        min_buffer_size: int = 0,
     ) -> None:
         super().__init__()
         gen = torch.Generator().manual_seed(seed)
@@ -139,6 +142,9 @@ class Synth(nn.Module):
         self.temperature = (1.0,)
         self.register_buffer("temperature_params", torch.tensor([2]))  # nn~ type code of a float
         self.attributes = ["temperature"]
+        self.min_buffer_size = (min_buffer_size,)
+        if min_buffer_size > 0:
+            self.attributes.append("min_buffer_size")
         self.methods = ["encode", "decode", "forward"]
 
         in_channels = latent_size + len(conditioning)
@@ -219,6 +225,16 @@ class Synth(nn.Module):
             return -1
         self.temperature = (temperature,)
         return 0
+
+    @torch.jit.export
+    def get_min_buffer_size(self) -> int:
+        """Samples a host must decode per call (0: no minimum)."""
+        return self.min_buffer_size[0]
+
+    @torch.jit.export
+    def set_min_buffer_size(self, size: int) -> int:
+        """Read-only: always refuses (returns -1)."""
+        return -1
 
     # --- rendering ---------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from latentd.sources.specs import (
     NoiseSpec,
     PatternSpec,
     PresetsSpec,
+    PriorSpec,
     SourceSpec,
     StepsSpec,
     TableSpec,
@@ -38,6 +39,7 @@ __all__ = [
     "NoiseSpec",
     "PatternSpec",
     "PresetsSpec",
+    "PriorSpec",
     "Source",
     "SourceSpec",
     "StepsSpec",
@@ -96,4 +98,9 @@ def build_source(
             return PatternSource(spec, base_dir=base_dir, **common)
         case FileSpec():
             return FileSource(spec, base_dir=base_dir, **common)
+        case PriorSpec():
+            # Imported here: the prior is the one source that runs a model, and loading torch is slow.
+            from latentd.sources.prior import PriorSource
+
+            return PriorSource(spec, base_dir=base_dir, ratio=ratio, **common)
     raise TypeError(f"not a source spec: {spec!r}")

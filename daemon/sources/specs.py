@@ -301,6 +301,25 @@ class FileSpec(SpecBase):
         return self
 
 
+class PriorSpec(SpecBase):
+    """Latents from a prior model: a method mapping each latent frame to the next (MSPrior style)."""
+
+    kind: Literal["prior"] = Field(description='Source kind: "prior".')
+    path: str = Field(
+        min_length=1,
+        description="The prior's TorchScript file; its `<method>_params` must be [latent_size, ratio, "
+        "latent_size, ratio] for the voice's model. A relative path is read from the piece folder.",
+    )
+    method: str = Field("prior", min_length=1, description='The prior\'s method; default "prior".')
+    temperature: float = Field(
+        1.0,
+        ge=0.0,
+        le=10.0,
+        description="Sampling temperature, 0..10: the model's `temperature` attribute when it has one, else "
+        "the gain of seeded noise added to every frame; default 1.",
+    )
+
+
 SourceSpec = Annotated[
     NoiseSpec
     | LfoSpec
@@ -310,7 +329,8 @@ SourceSpec = Annotated[
     | StepsSpec
     | PresetsSpec
     | PatternSpec
-    | FileSpec,
+    | FileSpec
+    | PriorSpec,
     Field(discriminator="kind"),
 ]
 """Any source spec, told apart by its ``kind``."""

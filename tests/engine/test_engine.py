@@ -339,3 +339,28 @@ def test_pan_waypoints_move_the_voice_along_the_path(tmp_path, drone):
     first, last = out[:, SR // 4 : SR // 2], out[:, int(2.5 * SR) :]
     assert np.argmax(np.sqrt(np.mean(first**2, axis=1))) == 0  # FL at +45°
     assert np.argmax(np.sqrt(np.mean(last**2, axis=1))) == 2  # BL at +135°
+
+
+def test_a_section_bpm_sets_the_step_tempo_of_its_voices(tmp_path, model_factory):
+    from structlog.testing import capture_logs
+
+    rave_like = model_factory(SynthSpec(latent_size=4, ratio=2048, sr=44100))
+    config = write_piece(
+        tmp_path,
+        models={"a": rave_like},
+        voices={"s": {"model": "a", "source": {"kind": "steps", "n_steps": 8}, "route": [0]}},
+        sections=[
+            {"name": "slow", "voices": ["s"], "duration_s": 1.0, "bpm": 60.0},
+            {"name": "fast", "voices": ["s"], "duration_s": 100.0, "bpm": 120.0},
+        ],
+        programme={"crossfade_s": 0.0},
+    )
+    engine = make_engine(config)
+    with capture_logs() as logs:
+        play(engine, 1.5)
+    followed = [e for e in logs if e["event"] == "tempo.followed"]
+    assert [e["section"] for e in followed] == ["slow", "fast"]
+    # 44100/2048 Hz: 60 BPM is 22 frames a beat (58.73 BPM), 120 BPM is 11 frames (117.45 BPM).
+    assert [e["frames_per_beat"] for e in followed] == [22, 11]
+    assert "117.45" in followed[1]["note"]
+    assert engine.voices["s"].source.params()["bpm"] == pytest.approx(117.45, abs=0.01)

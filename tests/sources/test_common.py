@@ -16,6 +16,8 @@ from .helpers import SPEC_ADAPTER, make
 
 #: A latent file of 4 dims x 40 frames (a seeded random walk) for the `file` kind.
 LATENT_FILE = Path(__file__).parent / "data" / "walk_d4_n40.npy"
+#: A damped-recurrence prior (``latentd.modelkit.prior.save_prior``, latent_size 4, ratio 2048).
+PRIOR_FILE = Path(__file__).parent / "data" / "prior_d4_r2048.ts"
 
 #: One spec per registered kind, with options that exercise state (smoothing, triggers, loops).
 EVERY_KIND: dict[str, dict[str, Any]] = {
@@ -48,6 +50,7 @@ EVERY_KIND: dict[str, dict[str, Any]] = {
     },
     "file": {"kind": "file", "path": str(LATENT_FILE), "speed": 0.7, "start_frame": 3},
     "file_once": {"kind": "file", "path": str(LATENT_FILE), "loop": False, "speed": 1.5, "smooth_s": 0.1},
+    "prior": {"kind": "prior", "path": str(PRIOR_FILE), "temperature": 0.5},
 }
 #: Kinds whose frames do not depend on the voice seed, by design.
 SEEDLESS = {"constant", "noise_bank", "presets", "file", "file_once"}
