@@ -1,0 +1,54 @@
+"""Strict configuration: the venue config (``configs/<venue>.toml``) and the piece (``piece.toml``).
+
+Both files are TOML, validated into frozen pydantic models that forbid unknown keys and take no strings
+for numbers. :func:`load_config` reads both and reports EVERY problem found in either file at once, each
+as ``file: key.path = value: what is wrong and what is allowed`` (a :class:`ConfigError` holding
+:class:`Problem` values).
+
+The package: ``schema`` (the models), ``loader`` (reading both files, :class:`Config`), ``checks``
+(references between keys and files), ``explain`` (pydantic's errors as readable problems, "did you
+mean"), ``problems`` (:class:`Problem`, :class:`ConfigError`) and ``toml_out`` (the effective config).
+"""
+
+from latentd.config.loader import Config, load_config, print_effective
+from latentd.config.problems import MISSING, PIECE_FILE, ConfigError, Problem
+from latentd.config.schema import (
+    AudioConfig,
+    JackConfig,
+    LoggingConfig,
+    ModelConfig,
+    OutputConfig,
+    PanConfig,
+    PieceConfig,
+    ProgrammeConfig,
+    SectionConfig,
+    SpeakerConfig,
+    TrimConfig,
+    VenueConfig,
+    VoiceConfig,
+)
+from latentd.config.toml_out import to_toml
+
+__all__ = [
+    "MISSING",
+    "PIECE_FILE",
+    "AudioConfig",
+    "Config",
+    "ConfigError",
+    "JackConfig",
+    "LoggingConfig",
+    "ModelConfig",
+    "OutputConfig",
+    "PanConfig",
+    "PieceConfig",
+    "Problem",
+    "ProgrammeConfig",
+    "SectionConfig",
+    "SpeakerConfig",
+    "TrimConfig",
+    "VenueConfig",
+    "VoiceConfig",
+    "load_config",
+    "print_effective",
+    "to_toml",
+]

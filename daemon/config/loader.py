@@ -1,0 +1,169 @@
+"""Strict configuration: the venue config (``configs/<venue>.toml``) and the piece (``piece.toml``).
+
+Both files are TOML, validated into frozen pydantic models that forbid unknown keys and take no strings
+for numbers. :func:`load_config` reads both and reports EVERY problem found in either file at once, each
+as ``file: key.path = value: what is wrong and what is allowed`` (a :class:`ConfigError` holding
+:class:`Problem` values). It checks types and ranges (pydantic), then the references between and across
+the files: voices → models, sections → voices, routes → the venue's speakers, trims → speakers, the
+piece's layout → the venue's layout, model files on disk.
+
+Relative paths: ``piece`` and ``output.render_dir`` are relative to the venue config file; model paths are
+relative to the piece folder.
+
+Adding a venue section (``[osc]``, ``[recording]``, ``[schedule]``, ...): write a frozen model that
+forbids extra keys and whose fields all have defaults, add it to ``schema.VenueConfig`` with
+``Field(default_factory=...)``, and put any check that needs another section or the layout in
+``checks._check_venue``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from latentd.config.checks import _check_piece, _check_venue, _join, _unique, _validate
+from latentd.config.problems import MISSING, PIECE_FILE, ConfigError, Problem
+from latentd.config.schema import PieceConfig, VenueConfig
+from latentd.config.toml_out import to_toml
+from latentd.installation.layout import Layout
+
+
+# ----------------------------------------------------------------------------------- the loaded config
+@dataclass(frozen=True)
+class Config:
+    """The effective configuration: both files validated, with the places they were read from.
+
+    Attributes:
+        venue: The venue config.
+        piece: The piece.
+        venue_path: Absolute path of the venue config file.
+        piece_dir: Absolute path of the piece folder.
+    """
+
+    venue: VenueConfig
+    piece: PieceConfig
+    venue_path: Path
+    piece_dir: Path
+
+    @property
+    def piece_file(self) -> Path:
+        """Absolute path of ``piece.toml``."""
+        return self.piece_dir / PIECE_FILE
+
+    @property
+    def render_dir(self) -> Path:
+        """Absolute folder for renders (``output.render_dir`` is relative to the venue config)."""
+        return _join(self.venue_path.parent, self.venue.output.render_dir)
+
+    @property
+    def layout(self) -> Layout:
+        """The venue's speaker layout."""
+        return self.venue.audio.make_layout()
+
+    def model_path(self, name: str) -> Path:
+        """Absolute path of the file of model ``name`` (model paths are relative to the piece folder)."""
+        if name not in self.piece.models:
+            raise KeyError(f"no model {name!r}; models: {', '.join(self.piece.models)}")
+        return _join(self.piece_dir, self.piece.models[name].path)
+
+    def to_toml_dict(self) -> dict[str, Any]:
+        """The effective configuration as plain data, defaults filled and paths made absolute."""
+        venue = self.venue.model_dump(mode="json", exclude_none=True)
+        venue["piece"] = str(self.piece_dir)
+        venue["output"]["render_dir"] = str(self.render_dir)
+        piece = self.piece.model_dump(mode="json", exclude_none=True)
+        for name, model in piece["models"].items():
+            model["path"] = str(self.model_path(name))
+        return {"venue": venue, "piece": piece}
+
+
+def load_config(path: Path | str) -> Config:
+    """Read and check a venue config and the piece it names.
+
+    Args:
+        path: The venue config file.
+
+    Raises:
+        ConfigError: with every problem found in both files (the piece is checked even when the venue
+            file has problems, as long as its ``piece`` entry leads to a piece file).
+    """
+    venue_file = Path(path)
+    problems: list[Problem] = []
+    venue: VenueConfig | None = None
+    piece: PieceConfig | None = None
+    piece_dir: Path | None = None
+    layout: Layout | None = None
+    downmix = False
+    venue_raw = _read_toml(venue_file, problems)
+    if venue_raw is not None:
+        venue = _validate(VenueConfig, venue_raw, venue_file, problems)
+        layout, downmix = _check_venue(venue_raw, venue_file, problems)
+        piece_dir = _find_piece(venue_raw, venue_file, problems)
+    if piece_dir is not None:
+        piece_file = piece_dir / PIECE_FILE
+        piece_raw = _read_toml(piece_file, problems)
+        if piece_raw is not None:
+            piece = _validate(PieceConfig, piece_raw, piece_file, problems)
+            _check_piece(piece_raw, piece_dir, piece_file, layout, downmix, venue_file, problems)
+    if problems or venue is None or piece is None or piece_dir is None:
+        raise ConfigError(_unique(problems))
+    return Config(venue=venue, piece=piece, venue_path=venue_file.resolve(), piece_dir=piece_dir.resolve())
+
+
+def print_effective(config: Config, out: IO[str]) -> None:
+    """Write the effective configuration to ``out`` as TOML (it reads back with tomllib)."""
+    out.write("# latentd: effective configuration (defaults filled, paths absolute)\n")
+    out.write(f"# venue config: {config.venue_path}\n")
+    out.write(f"# piece: {config.piece_file}\n")
+    out.write(to_toml(config.to_toml_dict()))
+
+
+# --------------------------------------------------------------------------------------- reading files
+
+
+def _read_toml(file: Path, problems: list[Problem]) -> dict[str, Any] | None:
+    try:
+        text = file.read_bytes().decode("utf-8")
+    except OSError as exc:
+        problems.append(Problem(file, "", MISSING, f"cannot read the file: {exc.strerror or exc}"))
+        return None
+    except UnicodeDecodeError as exc:
+        problems.append(
+            Problem(file, "", MISSING, f"not UTF-8 text (byte {exc.start}): TOML files are UTF-8")
+        )
+        return None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        found = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
+        if found:
+            where = f"line {found.group(1)}, column {found.group(2)}"
+            message = message[: found.start()]
+        else:
+            where = "the end of the file" if "end of document" in message else "an unknown position"
+            message = re.sub(r"\s*\(at end of document\)$", "", message)
+        problems.append(Problem(file, "", MISSING, f"TOML syntax error at {where}: {message}"))
+        return None
+
+
+def _find_piece(venue_raw: dict[str, Any], venue_file: Path, problems: list[Problem]) -> Path | None:
+    """The piece folder named by the venue config, if it holds a piece file (else a problem, or None)."""
+    rel = venue_raw.get("piece")
+    if not isinstance(rel, str) or not rel:
+        return None  # already reported by the venue validation
+    folder = Path(os.path.normpath(venue_file.parent / rel))
+    if not folder.is_dir():
+        message = f"no such folder: {_join(venue_file.parent, rel)} (the piece folder, relative to this file)"
+        problems.append(Problem(venue_file, "piece", rel, message))
+        return None
+    if not (folder / PIECE_FILE).is_file():
+        problems.append(
+            Problem(venue_file, "piece", rel, f"the folder {folder.absolute()} has no {PIECE_FILE}")
+        )
+        return None
+    return folder
