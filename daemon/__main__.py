@@ -4,4 +4,6 @@ import sys
 
 from latentd.cli import main
 
-sys.exit(main())
+# Guarded: the engine process is started with "spawn", which imports the parent's main module again.
+if __name__ == "__main__":
+    sys.exit(main())

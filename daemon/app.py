@@ -19,13 +19,18 @@ def quiet_torchscript_warnings() -> None:
         )
 
 
-def configure_process(torch_threads: int = 1, realtime: bool = False) -> None:
+def configure_process(torch_threads: int = 1, realtime: bool = False, load_torch: bool = True) -> None:
     """Apply process-wide settings before models load.
 
     Args:
         torch_threads: intra-op threads for decoding; leave a core for JACK on small machines.
         realtime: shorten the GIL switch interval so the JACK callback thread is never starved.
+        load_torch: False in a process that never decodes (the JACK process of ``latentd run``).
     """
+    if realtime:
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+    if not load_torch:
+        return
     import torch  # here, not at the top: operator commands (send, status) must start fast
 
     quiet_torchscript_warnings()
@@ -34,8 +39,6 @@ def configure_process(torch_threads: int = 1, realtime: bool = False) -> None:
         # Fixed once parallel work has started; the intra-op setting is what matters then.
         with contextlib.suppress(RuntimeError):
             torch.set_num_interop_threads(1)
-    if realtime:
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, torch_threads)))
 
 

@@ -1,33 +1,34 @@
 """Live playback: ``latentd run``. Start in order, a short main loop, stop in reverse.
 
-Lifecycle: logs → config → models → engine → ring pre-fill → (private jackd) → JACK client → ready →
-main loop (status lines, JACK reconnection, duration, signals) → shutdown in reverse with timeouts.
+Lifecycle: config → engine process (models, engine, recorder, state, schedule, OSC; ring pre-filled) →
+(private jackd) → JACK client → ready → main loop (JACK reconnection, watchdog, status lines, duration,
+signals) → shutdown in reverse with timeouts. This process holds the real-time callback and nothing that
+competes with it for the GIL: it never loads torch.
 """
 
 from __future__ import annotations
 
 import signal
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import structlog
 
-from latentd.app import configure_process, freeze_heap, thaw_heap
+from latentd.app import configure_process, thaw_heap
 from latentd.config import Config
-from latentd.control.osc import OscServer, make_status_provider
-from latentd.control.scheduler import ScheduleHandle, start_scheduler
 from latentd.diagnostics import StackDumpSignal, enable_fatal_dumps
-from latentd.engine.engine import Engine
 from latentd.engine.ring import BlockRing
-from latentd.installation.piece import load_installation
+from latentd.engine.shared_ring import XRUNS, SharedBlockRing
+from latentd.engine_process import EngineProcess
 from latentd.notify import Notifier, ReadyGate, WatchdogGate
 from latentd.outputs.jack_out import JackOutput
 from latentd.outputs.jackd import JackServer
-from latentd.outputs.recorder import Recorder, attach_recorder
-from latentd.state import StateWriter, restore_state, state_path
+
+if TYPE_CHECKING:
+    from latentd.engine_host import EngineHost
 
 log = structlog.get_logger("latentd.live")
 
@@ -43,48 +44,14 @@ class StopFlags:
     signals: int = 0
 
 
-class EngineWorker(threading.Thread):
-    """Keeps the block ring full: the only thread that runs the engine (decode, mix, master)."""
-
-    def __init__(self, engine: Engine, ring: BlockRing) -> None:
-        super().__init__(name="latentd-engine", daemon=True)
-        self.engine = engine
-        self.ring = ring
-        self._stop_event = threading.Event()
-        self.error: BaseException | None = None
-        self._period_s = engine.blocksize / engine.samplerate
-
-    def fill(self) -> int:
-        """Write blocks until the ring is full; returns how many were written."""
-        written = 0
-        while self.ring.writable() > 0:
-            self.ring.write(self.engine.next_block())
-            written += 1
-        return written
-
-    def run(self) -> None:
-        try:
-            while not self._stop_event.is_set():
-                if self.fill() == 0:
-                    # Sleep about half a period: short enough to refill in time, long enough to leave the GIL.
-                    self._stop_event.wait(self._period_s / 2)
-        except BaseException as exc:  # the main loop reports it and stops cleanly
-            self.error = exc
-            log.exception("engine.failed")
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        self._stop_event.set()
-        if self.is_alive():
-            self.join(timeout_s)
-
-
-def port_names(config: Config, engine: Engine) -> tuple[list[str], list[str] | None]:
+def port_names(config: Config) -> tuple[list[str], list[str] | None]:
     """(our port names, ports to connect them to or None for system:playback_1..N)."""
-    names = [s.name for s in engine.layout.speakers]
+    speakers = config.layout.speakers
+    names = [s.name for s in speakers]
     jack = config.venue.jack
     if jack.playback_ports:
         return names, list(jack.playback_ports)
-    ports = [s.port for s in engine.layout.speakers]
+    ports = [s.port for s in speakers]
     if all(ports):
         return names, [p for p in ports if p]
     return names, None
@@ -101,46 +68,52 @@ def run(config: Config, *, duration_s: float | None = None, record: bool = False
             raise SystemExit(130)  # a second signal forces the stop
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    notifier = (
-        Notifier()
-    )  # reads and unsets NOTIFY_SOCKET / WATCHDOG_*: a private jackd must not inherit them
+    # Reads and unsets NOTIFY_SOCKET / WATCHDOG_*: jackd and the engine process must not inherit them.
+    notifier = Notifier()
     stack_dump = StackDumpSignal().install()  # SIGUSR1 -> "threads.dump" event from the main loop
     enable_fatal_dumps()  # the watchdog's SIGABRT prints every thread's stack to the journal
     audio = config.venue.audio
     jack_cfg = config.venue.jack
+    n_channels = config.layout.n_channels
     server: JackServer | None = None
     output: JackOutput | None = None
-    worker: EngineWorker | None = None
-    recorder: Recorder | None = None
-    osc: OscServer | None = None
-    schedule: ScheduleHandle | None = None
-    state: StateWriter | None = None
+    child: EngineProcess | None = None
+    host: EngineHost | None = None
+    ring: BlockRing | SharedBlockRing | None = None
     try:
-        configure_process(audio.torch_threads, realtime=True)
-        installation = load_installation(config)
-        engine = Engine(installation)
-        ring = BlockRing(jack_cfg.ring_blocks, audio.blocksize, engine.n_channels)
-        # Attached before the first block: recordings and the command log count from block 0 (replay).
-        recorder = attach_recorder(
-            engine,
-            config,
-            label,
-            stats=lambda: {
-                "xruns": output.xruns if output else 0,
-                "underruns": ring.underruns,
-            },
-        )
-        if record and not recorder.recording:
-            recorder.request_start(label)
-        # Before the first block: resume where the state file says, then let the clock decide whether
-        # the venue is open (a closed venue starts silent).
-        restore_state(engine, state_path(config), log)
-        schedule = start_scheduler(engine, config, log)
-        state = StateWriter(engine, state_path(config), config.venue.schedule.state_every_s, log).start()
-        worker = EngineWorker(engine, ring)
-        worker.fill()  # pre-fill before the client is activated: the first callbacks find audio
-        ready = ReadyGate(notifier, lambda: engine.counters.blocks)
-        freeze_heap()
+        configure_process(audio.torch_threads, realtime=True, load_torch=not audio.engine_process)
+        if audio.engine_process:
+            shared = SharedBlockRing(jack_cfg.ring_blocks, audio.blocksize, n_channels, consumer=True)
+            ring = shared
+            child = EngineProcess(config, shared, record=record, label=label)
+            code = child.start()
+            if code:
+                log.error("engine_process.failed_to_start", exit_code=code)
+                return code
+
+            def blocks() -> int:
+                return shared.blocks_written
+
+            def xruns_to_child() -> None:
+                shared.header[XRUNS] = output.xruns if output is not None else 0
+        else:
+            from latentd.engine_host import EngineHost  # loads torch: only in the threaded mode
+
+            ring = BlockRing(jack_cfg.ring_blocks, audio.blocksize, n_channels)
+            host = EngineHost(
+                config, ring, record=record, label=label, xruns=lambda: output.xruns if output else 0
+            )
+            host.start()
+            engine_host = host
+
+            def blocks() -> int:
+                assert engine_host.engine is not None
+                return engine_host.engine.counters.blocks
+
+            def xruns_to_child() -> None:
+                pass
+
+        ready = ReadyGate(notifier, blocks)
         server_name = jack_cfg.server_name or None
         if jack_cfg.start_server:
             server = JackServer(
@@ -149,11 +122,11 @@ def run(config: Config, *, duration_s: float | None = None, record: bool = False
                 period=jack_cfg.period,
                 driver=jack_cfg.driver,
                 device=jack_cfg.device,
-                playback_channels=engine.n_channels,
+                playback_channels=n_channels,
             )
             server.start()
             server_name = server.name
-        names, connect = port_names(config, engine)
+        names, connect = port_names(config)
         output = JackOutput(
             ring,
             client_name=jack_cfg.client_name,
@@ -165,66 +138,57 @@ def run(config: Config, *, duration_s: float | None = None, record: bool = False
             log=log,
         )
         output.start()
-        worker.start()
         out = output
-        watchdog = WatchdogGate(notifier, lambda: engine.counters.blocks, idle=lambda: not out.connected)
-        if config.venue.osc.enabled:
-            out = output
-            osc = OscServer(
-                engine,
-                config.venue.osc,
-                make_status_provider(
-                    engine,
-                    xruns=lambda: out.xruns,
-                    recording=lambda: recorder.recording if recorder is not None else False,
-                ),
-                log,
-            )
-            osc.start()
-        log.info("ready", piece=config.piece.name, channels=engine.n_channels, samplerate=audio.samplerate)
+        watchdog = WatchdogGate(notifier, blocks, idle=lambda: not out.connected)
+        log.info(
+            "ready",
+            piece=config.piece.name,
+            channels=n_channels,
+            samplerate=audio.samplerate,
+            engine="process" if child is not None else "thread",
+        )
         started = time.monotonic()
         last_status = started
         while not flags.stop:
             time.sleep(TICK_S)
             output.poll()
-            schedule.poll()
+            xruns_to_child()
+            if host is not None:
+                host.tick()
+                if host.error is not None:
+                    return 1
+            if child is not None and child.error:
+                log.error("engine_process.died", exit_code=child.exit_code)
+                return child.exit_code
             stack_dump.poll(log)
             ready.tick(status=f"playing {config.piece.name}")
             watchdog.tick()
-            if worker.error is not None:
-                return 1
             now = time.monotonic()
             if now - last_status >= STATUS_EVERY_S:
                 last_status = now
-                st = engine.status()
-                notifier.status(f"section {st['section']}, xruns {output.xruns}, underruns {ring.underruns}")
+                notifier.status(f"blocks {blocks()}, xruns {output.xruns}, underruns {ring.underruns}")
                 log.info(
                     "status",
-                    section=st["section"],
-                    seconds=round(float(st["seconds"]), 1),  # type: ignore[arg-type]
+                    blocks=blocks(),
                     xruns=output.xruns,
                     underruns=ring.underruns,
                     connected=output.connected,
-                    limiter_db=round(float(st["limiter_db"]), 1),  # type: ignore[arg-type]
                 )
             if duration_s is not None and now - started >= duration_s:
                 break
-        log.info("stopping", xruns=output.xruns, underruns=ring.underruns, blocks=engine.counters.blocks)
+        log.info("stopping", xruns=output.xruns, underruns=ring.underruns, blocks=blocks())
         return 0
     finally:
         notifier.stopping()
-        if schedule is not None:
-            schedule.stop()
-        if osc is not None:
-            osc.stop()
         if output is not None:
             output.stop()
-        if worker is not None:
-            worker.stop()
-        if recorder is not None:
-            recorder.close()
-        if state is not None:
-            state.stop()
+        if child is not None:
+            child.stop()
+        if host is not None:
+            host.stop()
+        if isinstance(ring, SharedBlockRing):
+            ring.close()
+            ring.unlink()
         if server is not None:
             server.stop()
         for s, handler in previous.items():

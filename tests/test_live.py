@@ -88,12 +88,21 @@ def daemons() -> Iterator[list[Daemon]]:
             d.proc.wait()
 
 
-def venue(tmp_path: Path, model: Path, server: str, client: str, layout: str, voices: dict, **jack) -> Path:
+def venue(
+    tmp_path: Path,
+    model: Path,
+    server: str,
+    client: str,
+    layout: str,
+    voices: dict,
+    process: bool = True,
+    **jack,
+) -> Path:
     return write_piece(
         tmp_path,
         models={"tone": model},
         voices=voices,
-        audio={"layout": layout, "frames_per_call": 4},
+        audio={"layout": layout, "frames_per_call": 4, "engine_process": process},
         output={"dc_block_hz": 5.0, "ceiling_db": -1.0},
         extra_venue={
             "jack": {"client_name": client, "server_name": server, "autoconnect": False, **jack},
@@ -205,14 +214,53 @@ def test_audio_resumes_after_jackd_restarts(tmp_path, tone_model, jack_server_fa
     assert d.events("jack.server_lost") and d.events("jack.reconnected")
 
 
-def test_run_duration_exits_zero_and_leaves_no_jackd(tmp_path, tone_model, daemons):
+@pytest.mark.parametrize("process", [True, False], ids=["engine-process", "engine-thread"])
+def test_run_duration_exits_zero_and_leaves_no_jackd(tmp_path, tone_model, daemons, process):
     name = unique_server_name()
     voices = {"v": {"model": "tone", "source": TONE, "bias": TONE_BIAS}}
-    config = venue(tmp_path, tone_model, name, "lat", "quad", voices, start_server=True, period=256)
+    config = venue(tmp_path, tone_model, name, "lat", "quad", voices, process, start_server=True, period=256)
     d = Daemon(config, 5)
     daemons.append(d)
     d.finish(timeout_s=90)
     assert d.proc.returncode == 0, "\n".join(d.lines)
-    assert d.events("ready") and d.events("stopping")
+    assert d.events("ready")[0]["engine"] == ("process" if process else "thread")
+    assert d.events("stopping")
     left = subprocess.run(["pgrep", "-f", f"jackd -n {name} "], capture_output=True, text=True)
     assert left.stdout.strip() == "", f"jackd {name} still running: {left.stdout}"
+
+
+def test_a_bad_model_stops_the_engine_process_with_a_clear_error(tmp_path, daemons):
+    bad = tmp_path / "garbage.ts"
+    bad.write_text("not a model")
+    name = unique_server_name()
+    voices = {"v": {"model": "tone", "source": TONE}}
+    config = venue(tmp_path, bad, name, "lat", "quad", voices, start_server=True)
+    d = Daemon(config, 30)
+    daemons.append(d)
+    out = d.finish(timeout_s=90)
+    assert d.proc.returncode == 2, out
+    assert "models.tone.path" in out and "garbage.ts" in out
+    left = subprocess.run(["pgrep", "-f", f"jackd -n {name} "], capture_output=True, text=True)
+    assert left.stdout.strip() == ""
+
+
+def test_the_daemon_stops_when_its_engine_process_dies(tmp_path, tone_model, jack_server_factory, daemons):
+    server = jack_server_factory(playback_channels=4)
+    voices = {"v": {"model": "tone", "source": TONE, "bias": TONE_BIAS}}
+    d = Daemon(venue(tmp_path, tone_model, server.name, "lat", "quad", voices), 60)
+    daemons.append(d)
+    d.wait_ports(server.name, "lat", 4)
+    children = subprocess.run(["pgrep", "-P", str(d.proc.pid)], capture_output=True, text=True).stdout.split()
+    assert children, "latentd run should have an engine process"
+    for pid in children:
+        os.kill(int(pid), signal.SIGKILL)
+    d.finish(timeout_s=30)
+    # A non-zero exit lets systemd restart the whole service (Restart=on-failure).
+    assert d.proc.returncode != 0
+    assert d.events("engine_process.died")
+
+
+def test_the_jack_process_never_loads_torch():
+    probe = "import sys, latentd.live, latentd.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -13,8 +13,8 @@ import pytest
 from latentd.config import load_config
 from latentd.engine.engine import Engine
 from latentd.engine.ring import BlockRing
+from latentd.engine_host import EngineWorker
 from latentd.installation.piece import load_installation
-from latentd.live import EngineWorker
 from latentd.modelkit.builder import SynthSpec
 from latentd.notify import Notifier, ReadyGate, WatchdogGate, notify_address
 from tests.pieces import write_piece

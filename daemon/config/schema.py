@@ -88,6 +88,10 @@ class AudioConfig(_Strict):
         default=False,
         description="allow a piece made for more speakers than the venue has (explicit downmix)",
     )
+    engine_process: bool = Field(
+        default=True,
+        description="`latentd run` decodes in its own process (no xruns from the GIL); false: a thread",
+    )
 
     @model_validator(mode="after")
     def _speakers_fit_layout(self) -> AudioConfig:

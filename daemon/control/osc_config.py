@@ -31,8 +31,8 @@ def _check_network(value: str) -> str:
 class OscConfig(BaseModel):
     """``[osc]``: the UDP OSC server. Off unless ``enabled``; 127.0.0.1 and ::1 may always send."""
 
-    # The same rules as every other config model (config.py's _Strict); not imported from there because
-    # config.py imports this module.
+    # The same rules as every other config model (config.schema's _Strict); not imported from there because
+    # the schema imports this module.
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     enabled: bool = Field(default=False, description="start the OSC server with `latentd run`")

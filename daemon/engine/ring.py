@@ -32,13 +32,17 @@ class BlockRing:
         underruns: Number of :meth:`read_into` calls that found the ring empty (and output silence).
     """
 
-    def __init__(self, n_blocks: int, blocksize: int, n_channels: int) -> None:
+    def __init__(
+        self, n_blocks: int, blocksize: int, n_channels: int, *, buffer: np.ndarray | None = None
+    ) -> None:
         """Allocate the ring.
 
         Args:
             n_blocks: Capacity in blocks (at least 2, so the producer can fill one while one plays).
             blocksize: Frames per block.
             n_channels: Channels per block (one per speaker).
+            buffer: Storage to use instead of a new array (shared memory), float32
+                ``[n_blocks, n_channels, blocksize]``.
 
         Raises:
             ValueError: If a size is out of range.
@@ -53,15 +57,23 @@ class BlockRing:
         self._n_blocks = n_blocks
         self._blocksize = blocksize
         self._n_channels = n_channels
-        self._buf = np.zeros((n_blocks, n_channels, blocksize), dtype=np.float32)
-        self._write_index = 0
-        self._read_index = 0
+        shape = (n_blocks, n_channels, blocksize)
+        if buffer is not None and (buffer.shape != shape or buffer.dtype != np.float32):
+            raise ValueError(
+                f"BlockRing: buffer must be float32 {list(shape)}, got {buffer.dtype} {buffer.shape}"
+            )
+        self._buf = np.zeros(shape, dtype=np.float32) if buffer is None else buffer
+        self._init_indices()
         self._part = 0
-        self.underruns = 0
         self._read_frames = blocksize
         self._n_parts = 1
         self._views: list[list[list[np.ndarray]]] = []
         self.set_read_frames(blocksize)
+
+    def _init_indices(self) -> None:
+        self._write_index = 0
+        self._read_index = 0
+        self.underruns = 0
 
     @property
     def n_blocks(self) -> int:
