@@ -10,7 +10,7 @@ DEMO_SECONDS ?= 30
 DEMO_CONFIG ?= configs/demo.toml
 SYSTEM_PYTHON ?= python3
 
-.PHONY: demo test lint format bench bench-xruns demo-models system-deps clean
+.PHONY: demo test lint format bench bench-xruns bench-osc demo-models system-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	bash tools/system-deps.sh
@@ -50,6 +50,9 @@ bench: demo-models
 
 bench-xruns: demo-models
 	$(PY) -m benchmarks.xruns --minutes 10
+
+bench-osc: $(VENV)/.installed
+	$(PY) -m benchmarks.osc_latency --repeats 40
 
 clean:
 	rm -rf renders installation/demo/models/*.ts .pytest_cache

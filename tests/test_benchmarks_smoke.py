@@ -9,7 +9,7 @@ import pytest
 import structlog
 
 from benchmarks import engine as bench
-from benchmarks import xruns
+from benchmarks import osc_latency, xruns
 from benchmarks.oscload import messages
 from benchmarks.xruns_child import TimedJackOutput
 from latentd.engine.ring import BlockRing
@@ -101,3 +101,14 @@ def test_xrun_benchmark_reports_counts_and_callback_times(tmp_path: Path) -> Non
     assert result["callback"]["callbacks_timed"] > 0
     assert result["callback"]["p99_us"] >= result["callback"]["p50_us"] > 0
     assert result["osc_sent"] > 0
+
+
+@pytest.mark.jack
+@pytest.mark.slow
+def test_osc_latency_benchmark_sees_every_gain_change(tmp_path: Path) -> None:
+    assert osc_latency.main(["--quick", "--results", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "osc_latency.json").read_text())
+    assert data["benchmark"] == "osc_latency" and data["missed"] == 0
+    assert data["all"]["n"] == data["repeats"] == 6
+    assert data["all"]["p99_ms"] >= data["all"]["median_ms"] > 0
+    assert all(r["after"] > 10 * r["before"] for r in data["sends"] if r["gain"] == 1.0)
