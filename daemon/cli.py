@@ -38,7 +38,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         config = load_config(args.config)
         configure_process(config.venue.audio.torch_threads)
         installation = load_installation(config)
-        engine = Engine(installation, fade_in_s=0.0)
+        engine = Engine(installation, fade_in_s=0.0, live_loads=False)
         for group in engine.groups:
             group.fill(engine.blocksize)
             if group.faulted_rows:
@@ -107,7 +107,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         setup_logging(config.venue.logging.level, config.venue.logging.format)
         configure_process(config.venue.audio.torch_threads)
         installation = load_installation(config, seed=args.seed)
-        engine = Engine(installation)
+        engine = Engine(installation, live_loads=False)  # offline: swaps land where asked
     except ConfigError as exc:
         return _config_errors(exc)
     try:

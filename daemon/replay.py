@@ -121,8 +121,11 @@ def replay(folder: Path, output: Path, config_path: Path | None = None) -> Repla
                 f"model {name!r} differs from the recorded one ({model['path']}): the replay will differ"
             )
     configure_process(int(session.get("torch_threads", config.venue.audio.torch_threads)))
+    # live_loads=False: model swaps land at their logged block (loaded synchronously there).
     engine = Engine(
-        load_installation(config, seed=int(session["seed"])), fade_in_s=float(session["fade_in_s"])
+        load_installation(config, seed=int(session["seed"])),
+        fade_in_s=float(session["fade_in_s"]),
+        live_loads=False,
     )
     # Recording commands were applied live; accept them here too so the engine's state matches.
     engine.handlers[c.StartRecording] = lambda cmd: None

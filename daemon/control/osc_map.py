@@ -233,6 +233,12 @@ ROUTES: tuple[Route, ...] = (
         "set an attribute of the voice's model (e.g. temperature); affects every voice of that model",
     ),
     Route(
+        "/voice/<v>/model",
+        (Arg("model", "name"),),
+        lambda n, a: c.SwapModel(n["v"], a[0]),
+        "load one of the piece's models in the background, then crossfade the voice to it (0.5 s)",
+    ),
+    Route(
         "/voice/<v>/pan",
         (_f("azimuth_deg", -ANGLE_MAX, ANGLE_MAX),),
         lambda n, a: c.SetVoicePan(n["v"], a[0]),

@@ -146,6 +146,28 @@ class SetModelAttribute(Command):
 
 
 @dataclass(frozen=True)
+class SwapModel(Command):
+    """Load ``model`` (one of the piece's models) in the background and crossfade the voice to it."""
+
+    name: ClassVar[str] = "voice.model"
+    voice: str
+    model: str
+
+
+@dataclass(frozen=True)
+class ModelSwapped(Command):
+    """The block at which a requested swap landed: logged by the engine, not sent by operators.
+
+    Replay applies it at the same block (loading the model there), so a session with swaps re-renders
+    exactly although live loads take a variable time.
+    """
+
+    name: ClassVar[str] = "voice.model_swapped"
+    voice: str
+    model: str
+
+
+@dataclass(frozen=True)
 class SetMasterGain(Command):
     name: ClassVar[str] = "master.gain"
     gain: float
@@ -232,6 +254,8 @@ COMMANDS: dict[str, type[Command]] = {
         SetVoiceRotation,
         SetConditioning,
         SetModelAttribute,
+        SwapModel,
+        ModelSwapped,
         SetMasterGain,
         SetMasterMute,
         NextSection,

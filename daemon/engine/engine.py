@@ -6,8 +6,10 @@ everything else talks to it through :meth:`Engine.submit` and reads :meth:`Engin
 
 from __future__ import annotations
 
+import copy
 import math
 import queue
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,11 +22,11 @@ from latentd.engine import commands as c
 from latentd.engine.decode import ModelGroup
 from latentd.engine.mix import DcBlocker, Limiter, Ramp, Trims
 from latentd.engine.programme import Programme, SectionPlan
-from latentd.engine.voice import GLIDE_S, Routing, Voice, voice_seed
+from latentd.engine.voice import GLIDE_S, SWAP_CROSSFADE_S, Routing, Voice, voice_seed
 from latentd.installation.errors import ModelError
 from latentd.installation.layout import Layout, make_layout
-from latentd.installation.models import frames_per_call_for
-from latentd.installation.piece import Installation
+from latentd.installation.models import LoadedModel, ModelInfo, check_audio_method, frames_per_call_for
+from latentd.installation.piece import WARM_UP_CALLS, Installation
 from latentd.sources import build_source
 from latentd.sources.base import Source
 
@@ -32,6 +34,17 @@ log = structlog.get_logger("latentd.engine")
 
 FAULT_HOLD_S = 2.0  # a voice whose model emitted NaN/Inf stays silent this long before it is tried again
 MAX_FAULTS = 3  # after this many faults in a row the voice stays muted until an operator command
+
+
+@dataclass(frozen=True)
+class _Load:
+    """A model loaded (and warmed up) for a swap, or the reason it could not be."""
+
+    voice: str
+    model: str
+    loaded: LoadedModel | None
+    frames_per_call: int
+    error: str
 
 
 @dataclass
@@ -43,6 +56,8 @@ class EngineCounters:
     nonfinite_blocks: int = 0
     voice_faults: int = 0
     refused_commands: int = 0
+    swaps: int = 0
+    swap_failures: int = 0
     peaks: list[float] = field(default_factory=list)
 
 
@@ -119,9 +134,20 @@ def _routing(
 
 
 class Engine:
-    """Produces the master bus block by block: ``next_block()`` → float32 [n_speakers, blocksize]."""
+    """Produces the master bus block by block: ``next_block()`` → float32 [n_speakers, blocksize].
 
-    def __init__(self, installation: Installation, *, fade_in_s: float = 0.5) -> None:
+    Args:
+        installation: the loaded piece.
+        fade_in_s: start-up fade of the master bus.
+        live_loads: ``SwapModel`` loads the model in a background thread and the swap lands at the first
+            block after the load (logged as ``ModelSwapped``). False (replay, offline renders):
+            ``SwapModel`` is only logged, and ``ModelSwapped`` loads synchronously and swaps at once, so
+            the swap lands at exactly the logged block.
+    """
+
+    def __init__(
+        self, installation: Installation, *, fade_in_s: float = 0.5, live_loads: bool = True
+    ) -> None:
         cfg = installation.config
         audio = cfg.venue.audio
         out = cfg.venue.output
@@ -146,6 +172,14 @@ class Engine:
         self.counters = EngineCounters(peaks=[0.0] * self.n_channels)
         self.voices: dict[str, Voice] = {}
         self.groups: list[ModelGroup] = []
+        self.live_loads = live_loads
+        # Model swaps: the model each voice plays, swaps being loaded, finished loads (from loader
+        # threads; the worker only polls this queue between blocks) and voices in a swap crossfade.
+        self.voice_models = {name: vc.model for name, vc in cfg.piece.voices.items()}
+        self.swaps_loading: dict[str, str] = {}
+        self._loads: queue.SimpleQueue[_Load] = queue.SimpleQueue()
+        self._ready: dict[str, _Load] = {}
+        self._crossfading: list[Voice] = []
         self._build(installation)
         glide = int(GLIDE_S * self.samplerate)
         self.master_gain = Ramp(out.master_gain, glide)
@@ -190,72 +224,14 @@ class Engine:
         file = inst.piece_file
         problems: list[Problem] = []
         by_model: dict[str, list[Voice]] = {}
-        piece_layout = None
+        self._piece_layout = None
         if cfg.piece.layout is not None and cfg.piece.layout != self.layout.name:
-            piece_layout = make_layout(cfg.piece.layout)
+            self._piece_layout = make_layout(cfg.piece.layout)
         for name, vc in cfg.piece.voices.items():
-            model = inst.models[vc.model]
-            info = model.info
-            key = f"voices.{name}"
-            seed = voice_seed(self.seed, name)
-            try:
-                source = build_source(
-                    vc.source,
-                    latent_size=info.latent_size,
-                    latent_rate_hz=info.latent_rate_hz,
-                    ratio=info.ratio,
-                    seed=seed,
-                    base_dir=cfg.piece_dir,
-                )
-            except ValueError as exc:
-                problems.append(Problem(file, f"{key}.source", vc.source.kind, str(exc)))
-                continue
-            constants = {k: v for k, v in vc.conditioning.items() if isinstance(v, int | float)}
-            driven: dict[str, Source] = {}
-            for cond_name, spec in vc.conditioning.items():
-                if cond_name in info.conditioning and not isinstance(spec, int | float):
-                    try:
-                        driven[cond_name] = build_source(
-                            spec,
-                            latent_size=1,
-                            latent_rate_hz=info.latent_rate_hz,
-                            ratio=info.ratio,
-                            seed=voice_seed(self.seed, f"{name}.{cond_name}"),
-                            base_dir=cfg.piece_dir,
-                        )
-                    except ValueError as exc:
-                        problems.append(Problem(file, f"{key}.conditioning.{cond_name}", spec.kind, str(exc)))
-            unknown = sorted(set(vc.conditioning) - set(info.conditioning))
-            if unknown:
-                allowed = ", ".join(info.conditioning) or "none (the model has no conditioning inputs)"
-                problems.append(
-                    Problem(
-                        file,
-                        f"{key}.conditioning",
-                        unknown,
-                        f"unknown conditioning input; allowed: {allowed}",
-                    )
-                )
-            clamp = tuple(vc.clamp) if vc.clamp is not None else None
             voices = by_model.setdefault(vc.model, [])
-            voice = Voice(
-                name,
-                len(voices),
-                source,
-                latent_size=info.latent_size,
-                latent_rate_hz=info.latent_rate_hz,
-                samplerate=self.samplerate,
-                conditioning=constants,
-                conditioning_names=info.conditioning,
-                conditioning_sources=driven,
-                gain=vc.gain,
-                mute=vc.mute,
-                bias=_per_dim(vc.bias, 0.0, info.latent_size, f"{key}.bias", problems, file),
-                scale=_per_dim(vc.scale, 1.0, info.latent_size, f"{key}.scale", problems, file),
-                clamp=clamp,  # type: ignore[arg-type]
-                routing=_routing(vc, self.layout, info.n_channels, key, problems, file, piece_layout),
-                seed=seed,
-            )
+            voice = self._make_voice(name, vc, inst.models[vc.model].info, len(voices), problems)
+            if voice is None:
+                continue
             voices.append(voice)
             self.voices[name] = voice
         if problems:
@@ -273,10 +249,78 @@ class Engine:
         if problems:
             raise ConfigError(problems)
 
+    def _make_voice(
+        self, name: str, vc, info: ModelInfo, row: int, problems: list[Problem], source: Source | None = None
+    ) -> Voice | None:
+        """A voice of the piece on a model described by ``info`` (None when its config has problems)."""
+        cfg = self.installation.config
+        file = self.installation.piece_file
+        key = f"voices.{name}"
+        seed = voice_seed(self.seed, name)
+        if source is None:
+            try:
+                source = build_source(
+                    vc.source,
+                    latent_size=info.latent_size,
+                    latent_rate_hz=info.latent_rate_hz,
+                    ratio=info.ratio,
+                    seed=seed,
+                    base_dir=cfg.piece_dir,
+                )
+            except ValueError as exc:
+                problems.append(Problem(file, f"{key}.source", vc.source.kind, str(exc)))
+                return None
+        constants = {k: v for k, v in vc.conditioning.items() if isinstance(v, int | float)}
+        driven: dict[str, Source] = {}
+        for cond_name, spec in vc.conditioning.items():
+            if cond_name in info.conditioning and not isinstance(spec, int | float):
+                try:
+                    driven[cond_name] = build_source(
+                        spec,
+                        latent_size=1,
+                        latent_rate_hz=info.latent_rate_hz,
+                        ratio=info.ratio,
+                        seed=voice_seed(self.seed, f"{name}.{cond_name}"),
+                        base_dir=cfg.piece_dir,
+                    )
+                except ValueError as exc:
+                    problems.append(Problem(file, f"{key}.conditioning.{cond_name}", spec.kind, str(exc)))
+        unknown = sorted(set(vc.conditioning) - set(info.conditioning))
+        if unknown:
+            allowed = ", ".join(info.conditioning) or "none (the model has no conditioning inputs)"
+            problems.append(
+                Problem(
+                    file,
+                    f"{key}.conditioning",
+                    unknown,
+                    f"unknown conditioning input; allowed: {allowed}",
+                )
+            )
+        clamp = tuple(vc.clamp) if vc.clamp is not None else None
+        return Voice(
+            name,
+            row,
+            source,
+            latent_size=info.latent_size,
+            latent_rate_hz=info.latent_rate_hz,
+            samplerate=self.samplerate,
+            conditioning=constants,
+            conditioning_names=info.conditioning,
+            conditioning_sources=driven,
+            gain=vc.gain,
+            mute=vc.mute,
+            bias=_per_dim(vc.bias, 0.0, info.latent_size, f"{key}.bias", problems, file),
+            scale=_per_dim(vc.scale, 1.0, info.latent_size, f"{key}.scale", problems, file),
+            clamp=clamp,  # type: ignore[arg-type]
+            routing=_routing(vc, self.layout, info.n_channels, key, problems, file, self._piece_layout),
+            seed=seed,
+        )
+
     def group_of(self, voice_name: str) -> ModelGroup:
         """The model group (model and batch rows) a voice decodes in."""
+        voice = self.voices[voice_name]
         for group in self.groups:
-            if any(v.name == voice_name for v in group.voices):
+            if any(v is voice for v in group.voices):
                 return group
         raise KeyError(voice_name)
 
@@ -308,6 +352,10 @@ class Engine:
                     return f"parameter {command.key!r} must be in {low:g}..{high:g}, got {command.value:g}"
             if isinstance(command, c.SetLatentClamp) and command.low > command.high:
                 return f"clamp low {command.low} is above high {command.high}"
+            if isinstance(command, c.SwapModel | c.ModelSwapped):
+                reason = self._check_swap(command)
+                if reason is not None:
+                    return reason
             if isinstance(command, c.SetModelAttribute):
                 model = self.group_of(voice_name).model
                 if command.attribute not in model.info.attributes:
@@ -327,6 +375,21 @@ class Engine:
             v = getattr(command, attr, None)
             if isinstance(v, float) and not math.isfinite(v):
                 return f"{attr} must be a finite number, got {v}"
+        return None
+
+    def _check_swap(self, command: c.SwapModel | c.ModelSwapped) -> str | None:
+        models = self.installation.config.piece.models
+        if command.model not in models:
+            return f"unknown model {command.model!r}; models of the piece: {', '.join(models)}"
+        if self.voice_models[command.voice] == command.model:
+            return f"voice {command.voice!r} already plays model {command.model!r}"
+        if not self.live_loads:
+            return None
+        loading = self.swaps_loading.get(command.voice)
+        if isinstance(command, c.SwapModel) and loading is not None:
+            return f"voice {command.voice!r} is already swapping to model {loading!r}; wait until it lands"
+        if isinstance(command, c.ModelSwapped) and command.voice not in self._ready:
+            return "voice.model_swapped is logged by the engine when a swap lands; send voice.model instead"
         return None
 
     def _apply(self, cmd: c.Command) -> None:
@@ -390,6 +453,25 @@ class Engine:
                 others = [u.name for u in group.voices if u is not v]
                 if others:
                     log.info("model.attribute_shared", model=group.name, attribute=a, voices=others)
+            case c.SwapModel(voice=name, model=model):
+                if self.live_loads:
+                    self.swaps_loading[name] = model
+                    threading.Thread(
+                        target=self._load, args=(name, model), name=f"latentd-load-{model}", daemon=True
+                    ).start()
+                    log.info("model.loading", voice=name, model=model)
+            case c.ModelSwapped(voice=name, model=model):
+                ready = self._ready.pop(name) if self.live_loads else self._load_now(name, model)
+                if ready.loaded is None:
+                    self.counters.swap_failures += 1
+                    log.error("model.swap_failed", voice=name, model=model, reason=ready.error)
+                    raise ValueError(f"model {model!r} failed to load: {ready.error}")
+                try:
+                    self._swap_in(name, model, ready.loaded, ready.frames_per_call)
+                except ValueError as exc:
+                    self.counters.swap_failures += 1
+                    log.error("model.swap_failed", voice=name, model=model, reason=str(exc))
+                    raise
             case c.SetMasterGain(gain=g):
                 self.master_gain.set(g)
             case c.SetMasterMute(mute=m):
@@ -417,6 +499,120 @@ class Engine:
             case _:
                 raise ValueError(f"unknown command {cmd.name!r}")
 
+    # ------------------------------------------------------------------ model swaps
+    def _load_now(self, voice: str, model: str) -> _Load:
+        """Load and warm up ``model`` for ``voice``; failures come back as a ``_Load`` with the reason."""
+        cfg = self.installation.config
+        spec = cfg.piece.models[model]
+        try:
+            loaded = LoadedModel(cfg.model_path(model), method=spec.method)
+            check_audio_method(loaded.info)
+            for attr, value in spec.attributes.items():
+                loaded.set_attribute(attr, value)
+            frames = frames_per_call_for(loaded.info, cfg.venue.audio.frames_per_call)
+            # In the loader thread torch's generator must not be saved and restored (the worker draws).
+            loaded.warm_up(batch=1, n_frames=frames, calls=WARM_UP_CALLS, guard_rng=not self.live_loads)
+        except Exception as exc:  # any failure at all must leave the old model playing
+            reason = str(exc) if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
+            return _Load(voice, model, None, 0, reason)
+        return _Load(voice, model, loaded, frames, "")
+
+    def _load(self, voice: str, model: str) -> None:
+        """Loader thread: load, warm up, hand the result to the worker. Holds no engine state or lock."""
+        self._loads.put_nowait(self._load_now(voice, model))
+
+    def _land_swaps(self) -> None:
+        """Worker, between blocks: swap in every finished load; report the failed ones."""
+        while True:
+            try:
+                done = self._loads.get_nowait()
+            except queue.Empty:
+                return
+            self.swaps_loading.pop(done.voice, None)
+            if done.loaded is None:
+                self.counters.swap_failures += 1
+                log.error(
+                    "model.swap_failed",
+                    voice=done.voice,
+                    model=done.model,
+                    reason=done.error,
+                    action=f"keeps playing {self.voice_models[done.voice]!r}",
+                )
+                continue
+            self._ready[done.voice] = done
+            # Logged like a command at this block, so replay lands the swap at the same block.
+            self._apply(c.ModelSwapped(done.voice, done.model))
+            self._ready.pop(done.voice, None)
+
+    def _swap_in(self, name: str, model: str, loaded: LoadedModel, frames_per_call: int) -> None:
+        """Replace voice ``name`` by a voice on ``loaded`` in a group of its own, and start the crossfade."""
+        old = self.voices[name]
+        info = loaded.info
+        vc = self.installation.config.piece.voices[name]
+        same_source = info.latent_size == old.latent_size and math.isclose(
+            info.latent_rate_hz, old.latent_rate_hz
+        )
+        source = old.source if same_source else None
+        problems: list[Problem] = []
+        if source is None:
+            try:
+                source = build_source(
+                    vc.source,
+                    latent_size=info.latent_size,
+                    latent_rate_hz=info.latent_rate_hz,
+                    ratio=info.ratio,
+                    seed=old.seed,
+                    base_dir=self.installation.config.piece_dir,
+                )
+            except ValueError as exc:
+                raise ValueError(f"voice {name!r}: source for model {model!r}: {exc}") from exc
+        new = self._make_voice(name, vc, info, 0, problems, source=source)
+        if new is None:
+            raise ValueError("; ".join(p.message for p in problems))
+        if problems:
+            # Per-dimension settings of the piece that do not fit the new model fall back to defaults.
+            log.warning("model.swap_defaults", voice=name, model=model, problems=[str(p) for p in problems])
+        new.seed = old.seed
+        self._carry_overrides(old, new)
+        if same_source:
+            old.hold()  # the source now belongs to the new voice: stepping it twice would skip frames
+        steps = max(1, int(SWAP_CROSSFADE_S * self.samplerate))
+        old.start_crossfade(steps, fading_out=True)
+        new.start_crossfade(steps, fading_out=False)
+        self._crossfading += [old, new]
+        # Rows are positional in a model's streaming state: the new voice gets a group of its own.
+        self.groups.append(ModelGroup(model, loaded, [new], self.samplerate, frames_per_call))
+        self.voices[name] = new
+        self.voice_models[name] = model
+        self.counters.swaps += 1
+        log.info("model.swapped", voice=name, model=model, crossfade_s=SWAP_CROSSFADE_S)
+
+    @staticmethod
+    def _carry_overrides(old: Voice, new: Voice) -> None:
+        """Give the new voice the old one's current settings, where the dimensions allow."""
+        new.gain.set(old.gain.target, now=True)
+        new.mute.set(old.mute.target, now=True)
+        new.faults, new.fault_until = old.faults, old.fault_until
+        new.frozen = old.frozen
+        if new.latent_size == old.latent_size:
+            new.bias.set(old.bias.target, now=True)
+            new.scale.set(old.scale.target, now=True)
+            new.clamp_low[:] = old.clamp_low
+            new.clamp_high[:] = old.clamp_high
+        for index, cond_name in enumerate(new.conditioning_names):
+            if cond_name in old.conditioning_names:
+                i = old.conditioning_names.index(cond_name)
+                new.cond.set_at(index, float(old.cond.target[i]))
+                if i in old.cond_overridden:
+                    new.cond_overridden.add(index)
+        if new.routing.n_channels == old.routing.n_channels:
+            new.routing = copy.copy(old.routing)
+        else:
+            r = new.routing
+            r.matrix = None if old.routing.matrix is None else r.matrix
+            r.azimuth_deg, r.spread_deg = old.routing.azimuth_deg, old.routing.spread_deg
+            r.rotate_deg_s, r.waypoints = old.routing.rotate_deg_s, old.routing.waypoints
+
     # ------------------------------------------------------------------ audio
     def next_block(self) -> np.ndarray:
         """Apply pending commands and produce the next master block, float32 [n_speakers, blocksize]."""
@@ -425,20 +621,26 @@ class Engine:
                 self._apply(self._commands.get_nowait())
             except queue.Empty:
                 break
+        if self.live_loads:
+            self._land_swaps()
         n = self.blocksize
+        crossfades = {id(v): v.crossfade_gain(n) for v in self._crossfading}
         if self.programme.current.name != self._tempo_section:
             self._follow_tempo()
         audible = self.programme.audible()
         envelopes = self.programme.envelopes(n, list(self.voices))
         mix = np.zeros((self.n_channels, n), dtype=np.float32)
         for group in self.groups:
-            if not any(v.name in audible for v in group.voices):
+            # A voice retired at the end of its fade is still mixed in this block (its crossfade's last part).
+            if not any(v.name in audible and (not v.retired or id(v) in crossfades) for v in group.voices):
                 continue
             before = group.calls
             group.fill(n)
             self.counters.decode_calls += group.calls - before
             if self.latent_listeners and group.calls != before:
                 for voice in group.voices:
+                    if self.voices[voice.name] is not voice:
+                        continue  # a voice being replaced: its successor reports the latents
                     for listener in self.latent_listeners:
                         listener(self.counters.blocks, voice.name, voice.last_z)  # type: ignore[arg-type]
             if group.faulted_rows:
@@ -446,9 +648,12 @@ class Engine:
             rows = group.take(n)
             for voice in group.voices:
                 env = envelopes.get(voice.name)
-                if env is None:
+                if env is None or (voice.retired and id(voice) not in crossfades):
                     continue
                 level = voice.gain.values(n) * voice.mute.values(n) * env
+                fade = crossfades.get(id(voice))
+                if fade is not None:
+                    level = level * fade
                 if voice.fault_until >= self.counters.blocks:
                     level = level * 0.0
                 sig = rows[voice.row] * level.astype(np.float32)
@@ -457,6 +662,8 @@ class Engine:
                 if delta is not None:
                     ramp = np.arange(1, n + 1, dtype=np.float32) / n
                     mix += delta.T @ (sig * ramp)
+        if crossfades:
+            self._end_crossfades()
         mix *= (self.master_gain.values(n) * self.master_mute.values(n) * self._fade_in.values(n)).astype(
             np.float32
         )
@@ -473,6 +680,15 @@ class Engine:
             listener(self.counters.blocks, block)
         self.counters.blocks += 1
         return block
+
+    def _end_crossfades(self) -> None:
+        """Forget finished crossfades; drop groups whose voices are all retired (no longer decoded)."""
+        self._crossfading = [v for v in self._crossfading if v.crossfading]
+        kept = [g for g in self.groups if not all(v.retired for v in g.voices)]
+        for group in self.groups:
+            if group not in kept:
+                log.info("model.released", model=group.name, voices=[v.name for v in group.voices])
+        self.groups = kept
 
     def _follow_tempo(self) -> None:
         """A section that sets a BPM: its voices' step sequences follow the nearest achievable tempo."""
@@ -538,6 +754,8 @@ class Engine:
                     "frozen": v.frozen,
                     "seed": v.seed,
                     "faults": v.faults,
+                    "model": self.voice_models[name],
+                    "loading": self.swaps_loading.get(name),
                 }
                 for name, v in self.voices.items()
             },
@@ -545,4 +763,6 @@ class Engine:
             "limiter_db": self.limiter.reduction_db,
             "refused_commands": self.counters.refused_commands,
             "nonfinite_blocks": self.counters.nonfinite_blocks,
+            "swaps": self.counters.swaps,
+            "swap_failures": self.counters.swap_failures,
         }

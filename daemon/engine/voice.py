@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass, field
 
@@ -13,6 +14,7 @@ from latentd.sources.base import Source
 
 GLIDE_S = 0.05  # every operator change glides over this time instead of stepping
 GAIN_STEP_S = 0.02  # moving voices: VBAP gains are exact every 20 ms, linear in between
+SWAP_CROSSFADE_S = 0.5  # a model swap fades the old voice out and the new one in over this time
 
 
 def voice_seed(piece_seed: int, name: str) -> int:
@@ -128,6 +130,7 @@ class Voice:
         self.row = row
         self.source = source
         self.latent_size = latent_size
+        self.latent_rate_hz = latent_rate_hz
         self.seed = seed
         self.conditioning_names = conditioning_names
         self.routing = routing
@@ -162,6 +165,43 @@ class Voice:
         self.last_z: np.ndarray | None = None
         self.faults = 0
         self.fault_until = -1  # block index until which a faulted voice stays silent
+        # Model swap: the phase (0..1) of an equal-power crossfade; out of it, the voice plays at full level.
+        self._crossfade: Ramp | None = None
+        self.fading_out = False
+        self.retired = False  # replaced by a voice on another model: never mixed again
+
+    def start_crossfade(self, samples: int, *, fading_out: bool) -> None:
+        """Begin an equal-power crossfade over ``samples``: out (cos) for the old voice, in (sin) the new."""
+        self._crossfade = Ramp(0.0, samples)
+        self._crossfade.set(1.0)
+        self.fading_out = fading_out
+
+    @property
+    def crossfading(self) -> bool:
+        """True while a swap crossfade is under way for this voice."""
+        return self._crossfade is not None
+
+    def crossfade_gain(self, n: int) -> np.ndarray | None:
+        """The next ``n`` crossfade gains, or None outside a crossfade (full level). Advances the fade.
+
+        When a fading-out voice reaches the end of its fade it is marked ``retired``.
+        """
+        if self._crossfade is None:
+            return None
+        phase = self._crossfade.values(n) * (math.pi / 2)
+        if not self._crossfade.moving:
+            self._crossfade = None
+            self.retired = self.fading_out
+        return np.cos(phase) if self.fading_out else np.sin(phase)
+
+    def hold(self) -> None:
+        """Freeze on the last latent frame (zeros if none yet) so this voice never steps its source again.
+
+        Used when a swap hands the source on to the voice that replaces this one.
+        """
+        self.frozen = True
+        if self._held is None:
+            self._held = np.zeros(self.latent_size, dtype=np.float64)
 
     def reset_overrides(self) -> None:
         """Drop every operator override and glide back to the piece's values."""

@@ -447,16 +447,23 @@ class LoadedModel:
             )
         return np.ascontiguousarray(y.numpy(), dtype=np.float32)
 
-    def warm_up(self, batch: int, n_frames: int, calls: int = 3) -> None:
+    def warm_up(self, batch: int, n_frames: int, calls: int = 3, guard_rng: bool = True) -> None:
         """Decode zeros ``calls`` times (the first calls are slow), check the output, then reset.
 
-        Torch's random generator is left as it was (variational decoders draw from it).
+        A variational decoder gets all ``full_latent_size`` dims, so it draws nothing from torch's
+        random generator; with ``guard_rng`` the generator is also restored afterwards (for models that
+        draw anyway). A thread loading beside a running engine passes ``guard_rng=False``: restoring
+        there would rewind the engine's own draws.
 
         Raises:
             ModelError: wrong output shape, or NaN/Inf in the output.
         """
-        z = np.zeros((batch, self.info.in_channels, n_frames), dtype=np.float32)
-        rng_state = torch.get_rng_state()
+        channels = self.info.in_channels
+        full = self.info.full_latent_size
+        if full and not self.info.conditioning and full > channels:
+            channels = full
+        z = np.zeros((batch, channels, n_frames), dtype=np.float32)
+        rng_state = torch.get_rng_state() if guard_rng else None
         try:
             for call in range(max(1, calls)):
                 y = self.decode(z)
@@ -467,7 +474,8 @@ class LoadedModel:
                         f"{call + 1} (z of zeros, shape {z.shape}); the model is broken or needs other inputs"
                     )
         finally:
-            torch.set_rng_state(rng_state)
+            if rng_state is not None:
+                torch.set_rng_state(rng_state)
             self.reset()
 
     def reset(self) -> None:

@@ -405,9 +405,22 @@ class Recorder:
         elif event.kind == "latent" and not self._paused:
             voice, z = event.data
             rec = session.latents.get(voice)
+            if rec is not None and rec.latent_size != z.shape[0]:
+                # The voice was swapped to a model of another latent size: its latents go on in a new
+                # file pair, <voice>.<n>, and the old pair is kept (finished with the others at stop).
+                n = sum(1 for key in session.latents if key == voice or key.startswith(f"{voice}#")) + 1
+                session.latents[f"{voice}#{n - 1}"] = rec
+                rec = None
             if rec is None:
-                rate = self.static.latent_rates.get(voice, 1)
-                rec = session.latents[voice] = LatentRecording(session.folder, voice, z.shape[0], rate)
+                n = sum(1 for key in session.latents if key.startswith(f"{voice}#")) + 1
+                name = voice if n == 1 else f"{voice}.{n}"
+                live = self.engine.voices.get(voice)
+                rate = (
+                    max(1, int(live.latent_rate_hz))
+                    if live is not None and n > 1
+                    else self.static.latent_rates.get(voice, 1)
+                )
+                rec = session.latents[voice] = LatentRecording(session.folder, name, z.shape[0], rate)
             rec.write(z)
 
     def _open_session(
