@@ -72,7 +72,9 @@ def _read_lines(path: Path) -> list[dict[str, Any]]:
     return events
 
 
-def run_period(period: int, minutes: float, work: Path, osc_rate: float) -> dict[str, Any]:
+def run_period(
+    period: int, minutes: float, work: Path, osc_rate: float, realtime: bool = False
+) -> dict[str, Any]:
     """Play the demo for ``minutes`` at one JACK period; return its figures."""
     from latentd.outputs.jackd import JackServer
 
@@ -80,7 +82,9 @@ def run_period(period: int, minutes: float, work: Path, osc_rate: float) -> dict
     osc_port = _free_udp_port()
     extra, notes = _venue_extras(work, osc_port)
     name = f"latentd-xruns-{os.getpid()}-{period}"
-    with JackServer(name, samplerate=SAMPLERATE, period=period, playback_channels=8) as server:
+    with JackServer(
+        name, samplerate=SAMPLERATE, period=period, playback_channels=8, realtime=realtime
+    ) as server:
         config = write_live_config(work, server_name=server.name, client_name="latentd-xruns", extra=extra)
         log_path = work / "daemon.log"
         load_path = work / "load.log"
@@ -153,6 +157,7 @@ def run_period(period: int, minutes: float, work: Path, osc_rate: float) -> dict
         )
     return {
         "period": period,
+        "realtime": realtime,
         "period_ms": period / SAMPLERATE * 1e3,
         "minutes": minutes,
         "exit_code": code,
@@ -181,14 +186,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--periods", type=int, nargs="+", default=[256, 1024], help="JACK periods in frames")
     parser.add_argument("--osc-rate", type=float, default=50.0, help="OSC datagrams per second (default 50)")
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="folder for xruns.json")
+    parser.add_argument(
+        "--realtime",
+        action="store_true",
+        help="run jackd with realtime scheduling (-R), as a deployed jackd.service does (needs the rights)",
+    )
     args = parser.parse_args(argv)
     rows, data = [], []
-    print(f"latentd xrun benchmark: {args.minutes} min per period; load average {os.getloadavg()[0]:.2f}")
+    mode = "realtime jackd" if args.realtime else "jackd --no-realtime"
+    print(
+        f"latentd xrun benchmark: {args.minutes} min per period, {mode}; "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     with tempfile.TemporaryDirectory(prefix="latentd-xruns-") as tmp:
         for period in args.periods:
             work = Path(tmp) / f"p{period}"
             work.mkdir()
-            r = run_period(period, args.minutes, work, args.osc_rate)
+            r = run_period(period, args.minutes, work, args.osc_rate, args.realtime)
             data.append(r)
             cb = r["callback"]
             rows.append(

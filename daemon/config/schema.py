@@ -371,6 +371,11 @@ class ProgrammeConfig(_Strict):
         default=4.0, ge=0.0, le=120.0, description="crossfade between sections in seconds"
     )
     loop: bool = Field(default=True, description="start again after the last section")
+    morph: bool = Field(
+        default=False,
+        description="when a voice leaves and another of the same model enters, glide its latents from the "
+        "leaving voice's over the crossfade instead of crossfading two sounds",
+    )
 
 
 class PieceConfig(_Strict):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import soxr
 import structlog
@@ -41,6 +43,8 @@ class ModelGroup:
         self._end = 0
         self.faulted_rows: list[int] = []
         self.calls = 0
+        # Called with (group, z) before each decode, to change the latents in place (section morphs).
+        self.shape_latents: Callable[[ModelGroup, np.ndarray], None] | None = None
 
     @property
     def available(self) -> int:
@@ -66,6 +70,8 @@ class ModelGroup:
         z = np.empty((self.n_rows, self.info.in_channels, n), dtype=np.float32)
         for voice in self.voices:
             z[voice.row] = voice.latents(n)
+        if self.shape_latents is not None:
+            self.shape_latents(self, z)
         audio = self.model.decode(z)
         self.calls += 1
         finite = np.isfinite(audio).all(axis=(1, 2))

@@ -32,6 +32,7 @@ from latentd.sources.base import Source
 
 log = structlog.get_logger("latentd.engine")
 
+MORPH_HANDOVER_S = 0.05  # a morphing pair hands the sound over this fast; the latents glide for the rest
 FAULT_HOLD_S = 2.0  # a voice whose model emitted NaN/Inf stays silent this long before it is tried again
 MAX_FAULTS = 3  # after this many faults in a row the voice stays muted until an operator command
 
@@ -217,6 +218,12 @@ class Engine:
             cfg.piece.programme.order,
             self.seed,
         )
+        self.morph = cfg.piece.programme.morph
+        if self.morph:
+            self.programme.pair_voices = self._morph_pairs
+            self.programme.morph_handover = int(MORPH_HANDOVER_S * self.samplerate)
+            for group in self.groups:
+                group.shape_latents = self._morph_latents
 
     # ------------------------------------------------------------------ construction
     def _build(self, inst: Installation) -> None:
@@ -581,7 +588,10 @@ class Engine:
         new.start_crossfade(steps, fading_out=False)
         self._crossfading += [old, new]
         # Rows are positional in a model's streaming state: the new voice gets a group of its own.
-        self.groups.append(ModelGroup(model, loaded, [new], self.samplerate, frames_per_call))
+        group = ModelGroup(model, loaded, [new], self.samplerate, frames_per_call)
+        if self.morph:
+            group.shape_latents = self._morph_latents
+        self.groups.append(group)
         self.voices[name] = new
         self.voice_models[name] = model
         self.counters.swaps += 1
@@ -689,6 +699,37 @@ class Engine:
             if group not in kept:
                 log.info("model.released", model=group.name, voices=[v.name for v in group.voices])
         self.groups = kept
+
+    def _morph_pairs(self, leaving: frozenset[str], entering: frozenset[str]) -> dict[str, str]:
+        """Pair each entering voice with a leaving voice of the same model (each used once)."""
+        pairs: dict[str, str] = {}
+        free = sorted(leaving)
+        for name in sorted(entering):
+            partner = next((x for x in free if self.group_of(x) is self.group_of(name)), None)
+            if partner is not None:
+                free.remove(partner)
+                pairs[name] = partner
+        if pairs:
+            log.info("section.morph", section=self.programme.current.name, pairs=pairs)
+        return pairs
+
+    def _morph_latents(self, group: ModelGroup, z: np.ndarray) -> None:
+        """During a morphing crossfade, glide each entering voice's latents from its partner's."""
+        pairs = self.programme.morph_pairs
+        if not pairs or not self.programme.fading:
+            return
+        frames = z.shape[2]
+        samples_per_frame = self.samplerate / group.info.latent_rate_hz
+        # Decoding runs ahead of the mix by what the FIFO holds: place the glide where it will be heard.
+        ahead = group.available + samples_per_frame * np.arange(1, frames + 1)
+        p = np.array([self.programme.morph_progress(int(a)) for a in ahead], dtype=np.float32)
+        size = group.info.latent_size
+        for entering, leaving in pairs.items():
+            a, b = self.voices[entering], self.voices[leaving]
+            if a not in group.voices or b not in group.voices:
+                continue
+            z[a.row, :size] = (1.0 - p) * z[b.row, :size] + p * z[a.row, :size]
+            a.last_z = z[a.row, :size].copy()
 
     def _follow_tempo(self) -> None:
         """A section that sets a BPM: its voices' step sequences follow the nearest achievable tempo."""

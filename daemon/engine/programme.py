@@ -8,6 +8,7 @@ never the same section twice in a row across a cycle boundary when there are mor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -53,6 +54,11 @@ class Programme:
     ) -> None:
         self.sections = sections
         self.crossfade = max(0, crossfade)
+        # Morphing (set by the engine): pairs an incoming voice with an outgoing one of the same model;
+        # the pair hands over within ``morph_handover`` samples and the latents glide for the rest.
+        self.pair_voices: Callable[[frozenset[str], frozenset[str]], dict[str, str]] | None = None
+        self.morph_handover = 0
+        self.morph_pairs: dict[str, str] = {}
         self.loop = loop
         self.order = order
         self.seed = seed
@@ -110,7 +116,9 @@ class Programme:
         return self.current.voices | self._from if self.fading else self.current.voices
 
     def _enter(self, index: int, fade: bool) -> None:
-        self._from = self.audible() if fade else frozenset()
+        outgoing = self.audible() if fade else frozenset()
+        self.morph_pairs = {}
+        self._from = outgoing
         self.index = index
         self.length = self.length_at(self.step, index)
         self.position = 0
@@ -118,6 +126,14 @@ class Programme:
         self._fade_pos = 0
         crossfade = plan.crossfade_in if plan.crossfade_in is not None else self.crossfade
         self._fade_len = crossfade if fade else 0
+        if self._fade_len and self.pair_voices is not None:
+            self.morph_pairs = self.pair_voices(outgoing - plan.voices, plan.voices - outgoing)
+
+    def morph_progress(self, ahead: int = 0) -> float:
+        """How far the current crossfade is (0..1), ``ahead`` samples from now; 1 when not fading."""
+        if not self.fading:
+            return 1.0
+        return min(1.0, (self._fade_pos + ahead) / self._fade_len)
 
     def goto(self, index: int) -> None:
         """Start a crossfade to section ``index`` (a jump when the crossfade length is 0).
@@ -156,7 +172,16 @@ class Programme:
             p = np.minimum((self._fade_pos + np.arange(1, frames + 1)) / self._fade_len, 1.0)
             fade_in = np.sin(0.5 * np.pi * p).astype(np.float32)
             fade_out = np.cos(0.5 * np.pi * p).astype(np.float32)
+            if self.morph_pairs:
+                # Morphing pairs: the audio hands over quickly; the incoming voice's latents do the rest.
+                q = np.minimum((self._fade_pos + np.arange(1, frames + 1)) / max(1, self.morph_handover), 1.0)
+                quick_in = np.sin(0.5 * np.pi * q).astype(np.float32)
+                quick_out = np.cos(0.5 * np.pi * q).astype(np.float32)
+                for incoming, outgoing in self.morph_pairs.items():
+                    out[incoming], out[outgoing] = quick_in, quick_out
             for name in voices:
+                if name in out:
+                    continue
                 if name in current and name in self._from:
                     out[name] = 1.0
                 elif name in current:

@@ -364,3 +364,38 @@ def test_a_section_bpm_sets_the_step_tempo_of_its_voices(tmp_path, model_factory
     assert [e["frames_per_beat"] for e in followed] == [22, 11]
     assert "117.45" in followed[1]["note"]
     assert engine.voices["s"].source.params()["bpm"] == pytest.approx(117.45, abs=0.01)
+
+
+@pytest.mark.parametrize("morph", [False, True])
+def test_morph_glides_the_latents_of_the_same_model_across_sections(tmp_path, drone, morph):
+    tone = {"kind": "constant", "values": 0.0}
+    config = write_piece(
+        tmp_path,
+        models={"a": drone},
+        voices={
+            "low": {"model": "a", "source": tone, "bias": [0, -2, -4, 1], "route": [0]},  # 220 Hz
+            "high": {"model": "a", "source": tone, "bias": [1, -2, -4, 1], "route": [0]},  # 440 Hz
+        },
+        sections=[
+            {"name": "a", "voices": ["low"], "duration_s": 1.0},
+            {"name": "b", "voices": ["high"], "duration_s": 100.0},
+        ],
+        programme={"crossfade_s": 4.0, "morph": morph},
+    )
+    out = play(make_engine(config), 6.0)[0]
+    middle = out[3 * SR - SR // 4 : 3 * SR + SR // 4]  # halfway through the 4 s crossfade
+    spectrum = np.abs(np.fft.rfft(middle * np.hanning(len(middle))))
+    freqs = np.fft.rfftfreq(len(middle), 1 / SR)
+
+    def level(hz: float) -> float:
+        return float(spectrum[np.argmin(np.abs(freqs - hz))])
+
+    if morph:
+        # One voice whose pitch glides from 220 to 440 Hz: halfway it sits between, near 311 Hz.
+        assert 260.0 < dominant_hz(middle) < 380.0
+        assert level(220.0) < 0.1 * spectrum.max() and level(440.0) < 0.1 * spectrum.max()
+    else:
+        # Two sounds crossfading: both pitches are there at once.
+        assert level(220.0) > 0.3 * spectrum.max() and level(440.0) > 0.3 * spectrum.max()
+    end = out[5 * SR + SR // 2 :]
+    assert abs(dominant_hz(end) - 440.0) < 10.0
