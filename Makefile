@@ -31,6 +31,7 @@ demo: demo-models
 	$(LATENTD) render --config $(DEMO_CONFIG) --seconds $(DEMO_SECONDS) --output renders/demo.wav
 	$(LATENTD) run --config $(DEMO_CONFIG) --duration $(DEMO_SECONDS) --record --label demo
 	@echo "demo render: $(CURDIR)/renders/demo.wav"
+	@echo "live recording: $$(ls -td $(CURDIR)/recordings/*/ | head -n 1)"
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check daemon tests benchmarks
