@@ -18,6 +18,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_SPEC)
 	$(PY) -m pip install -q -e '.[dev]'
+	# The diffusion extra's a-unet, without its dependency data-science-types (old numpy stubs that
+	# break type checking); at run time it needs only torch and einops.
+	$(PY) -m pip install -q --no-deps a-unet==0.0.16
 	touch $@
 
 system-deps:

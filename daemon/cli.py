@@ -31,6 +31,7 @@ def _config_errors(exc: Exception) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate both files, load every model, decode one block per voice; print every problem at once."""
     from latentd.config import ConfigError, load_config
+    from latentd.diffusion.piece_pools import check_pools
     from latentd.engine.engine import Engine
     from latentd.installation.piece import load_installation
 
@@ -49,6 +50,9 @@ def cmd_check(args: argparse.Namespace) -> int:
                     str(config.piece.models[group.name].path),
                     f"decode produced NaN/Inf for voice(s) {', '.join(names)}",
                 )
+        pool_lines = check_pools(
+            config, {n: installation.models[v.model].info.latent_size for n, v in config.piece.voices.items()}
+        )
     except ConfigError as exc:
         return _config_errors(exc)
     layout = installation.layout
@@ -63,6 +67,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"  model {name}: {i.path.name} latent_size {i.latent_size} ratio {i.ratio} sr {i.sr} "
             f"channels {i.n_channels} streaming {'yes' if i.streaming else 'NO'}"
         )
+    for line in pool_lines:
+        print(line)
     return EXIT_OK
 
 

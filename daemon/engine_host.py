@@ -21,6 +21,7 @@ from latentd.app import configure_process, freeze_heap
 from latentd.config import Config
 from latentd.control.osc import OscServer, make_status_provider
 from latentd.control.scheduler import ScheduleHandle, start_scheduler
+from latentd.diffusion.piece_pools import PiecePools
 from latentd.engine.engine import Engine
 from latentd.engine.ring import BlockRing
 from latentd.installation.piece import load_installation
@@ -69,7 +70,7 @@ class EngineWorker(threading.Thread):
 
 
 class EngineHost:
-    """Start in order, stop in reverse: models → engine → recorder → state → scheduler → worker → OSC."""
+    """Start in order, stop in reverse: pools, models, engine, recorder, state, scheduler, worker, OSC."""
 
     def __init__(
         self, config: Config, ring: BlockRing, *, record: bool, label: str, xruns: Callable[[], int]
@@ -85,12 +86,15 @@ class EngineHost:
         self.osc: OscServer | None = None
         self.schedule: ScheduleHandle | None = None
         self.state: StateWriter | None = None
+        self.pools: PiecePools | None = None
         self._last_status = time.monotonic()
 
     def start(self) -> None:
         """Load everything and pre-fill the ring; raises ConfigError for a bad piece or model."""
         config = self.config
         configure_process(config.venue.audio.torch_threads)
+        # Generators start first: their checkpoints load in their own processes while the models load here.
+        self.pools = PiecePools.start(config, log)
         engine = self.engine = Engine(load_installation(config))
         ring = self.ring
         # Attached before the first block: recordings and the command log count from block 0 (replay).
@@ -126,6 +130,8 @@ class EngineHost:
         """Housekeeping from a main loop, every ~100 ms: schedule checks and a status line."""
         if self.schedule is not None:
             self.schedule.poll()
+        if self.pools is not None:
+            self.pools.check()
         now = time.monotonic()
         if self.engine is not None and now - self._last_status >= STATUS_EVERY_S:
             self._last_status = now
@@ -152,3 +158,5 @@ class EngineHost:
             self.recorder.close()
         if self.state is not None:
             self.state.stop()
+        if self.pools is not None:
+            self.pools.stop()

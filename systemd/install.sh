@@ -150,7 +150,8 @@ install_venv() {
         run "$VENV/bin/python" -m pip install -q "torch==$TORCH_VERSION"
     fi
     # A regular (not editable) install: the service does not depend on this checkout afterwards.
-    run "$VENV/bin/python" -m pip install -q --upgrade "$SRC"
+    # With the diffusion extra: a piece's [pools.*] need it, and it adds only small pure-Python packages.
+    run "$VENV/bin/python" -m pip install -q --upgrade "${SRC}[diffusion]"
     run install -D -m 0644 "$SRC/README.md" "$PREFIX/README.md"
 }
 

@@ -139,6 +139,42 @@ def _check_piece(
                 f"{layout.n_channels}; set audio.downmix = true in {venue_file} to allow a downmix"
             )
             problems.append(Problem(file, "layout", piece_layout, message))
+    pools = _table(raw, "pools")
+    pool_folders = set()
+    for name, entry in pools.items():
+        if not isinstance(entry, dict):
+            continue
+        folder = entry.get("folder") or f"pools/{name}"
+        if isinstance(folder, str):
+            pool_folders.add(os.path.normpath(_join(piece_dir, folder)))
+        checkpoint = entry.get("checkpoint")
+        if isinstance(checkpoint, str) and checkpoint and not _join(piece_dir, checkpoint).is_file():
+            problems.append(
+                Problem(
+                    file,
+                    f"pools.{_key(name)}.checkpoint",
+                    checkpoint,
+                    f"file not found: {_join(piece_dir, checkpoint)}",
+                )
+            )
+    for name, entry in voices.items():
+        source = entry.get("source") if isinstance(entry, dict) else None
+        if (
+            isinstance(source, dict)
+            and source.get("kind") == "pool"
+            and isinstance(source.get("folder"), str)
+        ):
+            folder = os.path.normpath(_join(piece_dir, source["folder"]))
+            if folder not in pool_folders and not os.path.isdir(folder):
+                known = ", ".join(sorted(os.path.relpath(f, piece_dir) for f in pool_folders)) or "none"
+                problems.append(
+                    Problem(
+                        file,
+                        f"voices.{_key(name)}.source.folder",
+                        source["folder"],
+                        f"no such folder, and no [pools.*] writes there (pool folders: {known})",
+                    )
+                )
     for name, entry in models.items():
         path = entry.get("path") if isinstance(entry, dict) else None
         if isinstance(path, str) and path and not _join(piece_dir, path).is_file():

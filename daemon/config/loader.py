@@ -70,6 +70,10 @@ class Config:
             raise KeyError(f"no model {name!r}; models: {', '.join(self.piece.models)}")
         return _join(self.piece_dir, self.piece.models[name].path)
 
+    def piece_path(self, relative: str) -> Path:
+        """Absolute path of a file or folder named relative to the piece folder."""
+        return _join(self.piece_dir, relative)
+
     def to_toml_dict(self) -> dict[str, Any]:
         """The effective configuration as plain data, defaults filled and paths made absolute."""
         venue = self.venue.model_dump(mode="json", exclude_none=True)

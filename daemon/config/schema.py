@@ -378,6 +378,42 @@ class ProgrammeConfig(_Strict):
     )
 
 
+class PoolConfig(_Strict):
+    """``[pools.<name>]``: a latent diffusion item pool generated in the background while the piece plays.
+
+    Needs the ``diffusion`` extra. Voices play its items with ``source = {kind = "pool", folder = ...}``.
+    """
+
+    checkpoint: str = Field(
+        min_length=1, description="RAVE-Latent-Diffusion checkpoint, relative to the piece"
+    )
+    folder: str = Field(
+        default="", description='where items go, relative to the piece (default "pools/<name>")'
+    )
+    max_items: int = Field(default=8, ge=1, le=10_000, description="items kept; the oldest are removed")
+    seed: int | None = Field(
+        default=None, ge=0, le=2**32 - 1, description="item k uses seed + k (default: piece seed)"
+    )
+    temperature: float = Field(default=1.0, ge=0.0, le=10.0, description="noise multiplier before sampling")
+    steps: int = Field(default=50, ge=1, le=1000, description="diffusion steps per item")
+    latent_scale: float = Field(default=1.0, ge=0.0, le=100.0, description="std of each item after z-scoring")
+    slerp_t: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="start from the slerp of seeds k and k+1 at this point"
+    )
+    interval_s: float = Field(default=0.0, ge=0.0, le=86_400.0, description="pause after each item")
+    latent_length: int | None = Field(default=None, ge=1, description="for checkpoints that do not store it")
+    rave_dims: int | None = Field(default=None, ge=1, description="for checkpoints that do not store it")
+    architecture: dict[str, int | list[int]] | None = Field(
+        default=None,
+        description="UNetV0 arguments (channels, factors, items, attentions, ...) for a checkpoint trained "
+        "with an architecture other than the preset for its latent length",
+    )
+
+    def folder_for(self, name: str) -> str:
+        """The items folder, relative to the piece."""
+        return self.folder or f"pools/{name}"
+
+
 class PieceConfig(_Strict):
     """A piece file: models, voices, sections, programme — portable between venues."""
 
@@ -391,4 +427,7 @@ class PieceConfig(_Strict):
     sections: list[SectionConfig] = Field(min_length=1, description="[[sections]] in programme order")
     programme: ProgrammeConfig = Field(
         default_factory=lambda: ProgrammeConfig(), description="[programme] section"
+    )
+    pools: dict[Name, PoolConfig] = Field(
+        default_factory=dict, description="[pools.<name>] latent diffusion item pools (diffusion extra)"
     )

@@ -21,6 +21,7 @@ from latentd.sources.specs import (
     LfoSpec,
     NoiseSpec,
     PatternSpec,
+    PoolSpec,
     PresetsSpec,
     PriorSpec,
     SourceSpec,
@@ -38,6 +39,7 @@ __all__ = [
     "LfoSpec",
     "NoiseSpec",
     "PatternSpec",
+    "PoolSpec",
     "PresetsSpec",
     "PriorSpec",
     "Source",
@@ -103,4 +105,8 @@ def build_source(
             from latentd.sources.prior import PriorSource
 
             return PriorSource(spec, base_dir=base_dir, ratio=ratio, **common)
+        case PoolSpec():
+            from latentd.sources.pool import PoolSource
+
+            return PoolSource(spec, base_dir=base_dir, **common)
     raise TypeError(f"not a source spec: {spec!r}")

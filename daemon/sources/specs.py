@@ -320,6 +320,24 @@ class PriorSpec(SpecBase):
     )
 
 
+class PoolSpec(SpecBase):
+    """Latent items played from a pool folder (filled by a diffusion item pool), one after another."""
+
+    kind: Literal["pool"] = Field(description='Source kind: "pool".')
+    folder: str = Field(
+        min_length=1,
+        description="The pool folder: items item_<index>_seed<seed>.npy of shape (1, d, N), d the model's "
+        "latent_size; a relative path is read from the piece folder. A piece's [pools.<name>] writes "
+        'to "pools/<name>" by default.',
+    )
+    poll_s: float = Field(
+        0.5,
+        ge=0.01,
+        le=60.0,
+        description="Seconds between looks for a new item while none is queued, 0.01..60; default 0.5.",
+    )
+
+
 SourceSpec = Annotated[
     NoiseSpec
     | LfoSpec
@@ -330,7 +348,8 @@ SourceSpec = Annotated[
     | PresetsSpec
     | PatternSpec
     | FileSpec
-    | PriorSpec,
+    | PriorSpec
+    | PoolSpec,
     Field(discriminator="kind"),
 ]
 """Any source spec, told apart by its ``kind``."""

@@ -18,6 +18,8 @@ from .helpers import SPEC_ADAPTER, make
 LATENT_FILE = Path(__file__).parent / "data" / "walk_d4_n40.npy"
 #: A damped-recurrence prior (``latentd.modelkit.prior.save_prior``, latent_size 4, ratio 2048).
 PRIOR_FILE = Path(__file__).parent / "data" / "prior_d4_r2048.ts"
+#: A pool folder holding one item (the walk above as ``item_00000000_seed0.npy``) for the `pool` kind.
+POOL_DIR = Path(__file__).parent / "data" / "pool_d4"
 
 #: One spec per registered kind, with options that exercise state (smoothing, triggers, loops).
 EVERY_KIND: dict[str, dict[str, Any]] = {
@@ -51,9 +53,10 @@ EVERY_KIND: dict[str, dict[str, Any]] = {
     "file": {"kind": "file", "path": str(LATENT_FILE), "speed": 0.7, "start_frame": 3},
     "file_once": {"kind": "file", "path": str(LATENT_FILE), "loop": False, "speed": 1.5, "smooth_s": 0.1},
     "prior": {"kind": "prior", "path": str(PRIOR_FILE), "temperature": 0.5},
+    "pool": {"kind": "pool", "folder": str(POOL_DIR), "smooth_s": 0.05},
 }
 #: Kinds whose frames do not depend on the voice seed, by design.
-SEEDLESS = {"constant", "noise_bank", "presets", "file", "file_once"}
+SEEDLESS = {"constant", "noise_bank", "presets", "file", "file_once", "pool"}
 
 
 def registered_kinds() -> set[str]:

@@ -1,0 +1,23 @@
+"""Latent diffusion (RAVE-Latent-Diffusion checkpoints): items generated from seeds, and pools of them.
+
+Needs the optional ``diffusion`` extra (``pip install 'latentd[diffusion]'``: a-unet, einops), imported
+only when a model is built.
+"""
+
+from __future__ import annotations
+
+from latentd.diffusion.adp import INSTALL_HINT, DiffusionUnavailable
+from latentd.diffusion.checkpoint import CheckpointError, LatentDiffusion, build_model, load_checkpoint, slerp
+from latentd.diffusion.presets import ARCHITECTURE_PRESETS, get_architecture
+
+__all__ = [
+    "ARCHITECTURE_PRESETS",
+    "INSTALL_HINT",
+    "CheckpointError",
+    "DiffusionUnavailable",
+    "LatentDiffusion",
+    "build_model",
+    "get_architecture",
+    "load_checkpoint",
+    "slerp",
+]

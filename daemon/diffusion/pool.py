@@ -1,0 +1,268 @@
+"""A pool of latent diffusion items, generated in the background into a bounded folder.
+
+``ItemPool`` runs a separate process (multiprocessing "spawn": its niceness and torch threads are its
+own, so it cannot take CPU time from the audio worker beyond what the scheduler gives a niced process).
+It loads the checkpoint, then generates items one after another — item ``k`` from seed ``seed + k`` — and
+writes each as ``item_<k>_seed<s>.npy`` (shape (1, rave_dims, latent_length)) atomically into the folder,
+removing the oldest items beyond ``max_items``. The ``pool`` source plays the folder. Nothing here
+blocks the caller: ``start`` returns once the process is launched, and ``stop`` waits a bounded time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import multiprocessing.connection
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Names of pool items; the zero-padded index makes name order creation order.
+ITEM_PATTERN = re.compile(r"^item_(\d{8})_seed(-?\d+)\.npy$")
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """What an ``ItemPool`` generates, and where.
+
+    Attributes:
+        checkpoint: the RAVE-Latent-Diffusion checkpoint file.
+        folder: where items are written (created if missing).
+        max_items: items kept; the oldest are removed beyond this (>= 1).
+        seed: item ``k`` is generated from seed ``seed + k``.
+        temperature: noise multiplier before sampling (>= 0).
+        steps: diffusion steps per item (>= 1).
+        latent_scale: standard deviation of each item after global z-scoring.
+        slerp_t: when set (0..1), item ``k`` starts from the slerp of the noises of seeds ``seed + k`` and
+            ``seed + k + 1`` at this position.
+        interval_s: pause after each item (0: back to back).
+        niceness: added to the worker process's nice value (0..19).
+        torch_threads: intra-op threads of the worker (>= 1).
+        latent_length: for checkpoints that do not store it.
+        rave_dims: for checkpoints that do not store it.
+        architecture: UNetV0 arguments instead of the preset for the latent length.
+    """
+
+    checkpoint: Path
+    folder: Path
+    max_items: int = 8
+    seed: int = 0
+    temperature: float = 1.0
+    steps: int = 50
+    latent_scale: float = 1.0
+    slerp_t: float | None = None
+    interval_s: float = 0.0
+    niceness: int = 10
+    torch_threads: int = 1
+    latent_length: int | None = None
+    rave_dims: int | None = None
+    architecture: dict[str, Any] | None = field(default=None, hash=False)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.max_items < 1:
+            problems.append(f"max_items must be >= 1, got {self.max_items}")
+        if self.temperature < 0:
+            problems.append(f"temperature must be >= 0, got {self.temperature:g}")
+        if self.steps < 1:
+            problems.append(f"steps must be >= 1, got {self.steps}")
+        if self.slerp_t is not None and not 0.0 <= self.slerp_t <= 1.0:
+            problems.append(f"slerp_t must be in 0..1, got {self.slerp_t:g}")
+        if self.interval_s < 0:
+            problems.append(f"interval_s must be >= 0, got {self.interval_s:g}")
+        if not 0 <= self.niceness <= 19:
+            problems.append(f"niceness must be in 0..19, got {self.niceness}")
+        if self.torch_threads < 1:
+            problems.append(f"torch_threads must be >= 1, got {self.torch_threads}")
+        if problems:
+            raise ValueError("item pool settings: " + "; ".join(problems))
+
+
+def pool_items(folder: Path) -> list[Path]:
+    """The pool items in ``folder``, oldest first."""
+    try:
+        names = [entry.name for entry in os.scandir(folder) if ITEM_PATTERN.match(entry.name)]
+    except FileNotFoundError:
+        return []
+    return [Path(folder) / name for name in sorted(names)]
+
+
+def next_index(folder: Path) -> int:
+    """The index of the next item: one past the newest in ``folder`` (0 when empty)."""
+    items = pool_items(folder)
+    if not items:
+        return 0
+    match = ITEM_PATTERN.match(items[-1].name)
+    assert match is not None  # pool_items only lists matching names
+    return int(match.group(1)) + 1
+
+
+def write_item(folder: Path, index: int, seed: int, z: np.ndarray) -> Path:
+    """Write one item atomically (a reader never sees a partial file) and return its path."""
+    path = Path(folder) / f"item_{index:08d}_seed{seed}.npy"
+    partial = path.with_name(path.name + ".part")
+    with open(partial, "wb") as handle:
+        np.save(handle, z)
+    os.replace(partial, path)
+    return path
+
+
+def prune(folder: Path, max_items: int) -> list[Path]:
+    """Remove the oldest items beyond ``max_items``; return the removed paths."""
+    items = pool_items(folder)
+    removed = items[: max(0, len(items) - max_items)]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
+
+
+class _Stopped(Exception):
+    """Raised inside sampling when the pool is asked to stop."""
+
+
+def _worker(settings: PoolSettings, stop: Any, errors: multiprocessing.connection.Connection) -> None:
+    """The pool process: load the checkpoint, then generate items until ``stop`` is set.
+
+    It also ends when its parent is gone (killed without a chance to set ``stop``): an orphaned generator
+    would otherwise take CPU time from the next daemon for good.
+    """
+    parent = os.getppid()
+
+    def should_stop() -> bool:
+        return stop.is_set() or os.getppid() != parent
+
+    # Where renicing is refused, run at the inherited priority rather than not at all.
+    with contextlib.suppress(OSError):
+        os.nice(settings.niceness)
+    import torch
+
+    from latentd.diffusion.checkpoint import load_checkpoint
+
+    torch.set_num_threads(settings.torch_threads)
+    try:
+        model = load_checkpoint(
+            settings.checkpoint,
+            latent_length=settings.latent_length,
+            rave_dims=settings.rave_dims,
+            architecture=settings.architecture,
+        )
+    except Exception as exc:
+        errors.send(f"item pool {settings.folder}: {exc}")
+        return
+
+    def check_stop(_step: int) -> None:
+        if should_stop():
+            raise _Stopped
+
+    while not should_stop():
+        index = next_index(settings.folder)
+        seed = settings.seed + index
+        try:
+            z = model.generate(
+                seed,
+                temperature=settings.temperature,
+                steps=settings.steps,
+                latent_scale=settings.latent_scale,
+                slerp_to_seed=seed + 1 if settings.slerp_t is not None else None,
+                slerp_t=settings.slerp_t if settings.slerp_t is not None else 0.5,
+                step_callback=check_stop,
+            )
+        except _Stopped:
+            return
+        except Exception as exc:
+            errors.send(f"item pool {settings.folder}: generating item {index} failed: {exc}")
+            return
+        try:
+            write_item(settings.folder, index, seed, z)
+            prune(settings.folder, settings.max_items)
+        except OSError as exc:
+            errors.send(f"item pool {settings.folder}: cannot write items: {exc}")
+            return
+        deadline = time.monotonic() + settings.interval_s
+        while not should_stop() and (left := deadline - time.monotonic()) > 0:
+            stop.wait(min(left, 1.0))
+
+
+class ItemPool:
+    """Generates diffusion items into a bounded folder from a low-priority background process.
+
+    Use ``start()`` / ``stop()`` or ``with ItemPool(settings) as pool:``. ``items()`` lists the folder;
+    ``error`` says why the worker gave up (unreadable checkpoint, unwritable folder), else ``None``.
+    """
+
+    def __init__(self, settings: PoolSettings) -> None:
+        self.settings = settings
+        Path(settings.folder).mkdir(parents=True, exist_ok=True)
+        self._ctx = multiprocessing.get_context("spawn")
+        self._stop = self._ctx.Event()
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._errors_in: multiprocessing.connection.Connection | None = None
+        self._error: str | None = None
+
+    def start(self) -> None:
+        """Launch the worker process and return at once (the model loads in the worker)."""
+        if self._process is not None:
+            raise RuntimeError(f"item pool {self.settings.folder} is already started")
+        self._stop.clear()
+        errors_in, errors_out = self._ctx.Pipe(duplex=False)
+        self._errors_in = errors_in
+        self._process = self._ctx.Process(
+            target=_worker,
+            args=(self.settings, self._stop, errors_out),
+            name=f"latentd-pool-{Path(self.settings.folder).name}",
+            daemon=True,
+        )
+        self._process.start()
+        errors_out.close()  # the child holds its own copy; ours would keep the pipe from closing
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Ask the worker to stop (it abandons the item in progress) and wait at most ``timeout_s``."""
+        process = self._process
+        if process is None:
+            return
+        self._stop.set()
+        process.join(timeout_s)
+        if process.is_alive():
+            process.terminate()  # items are written atomically: no partial file is left behind
+            process.join(timeout_s)
+        self._read_error()
+        process.close()
+        if self._errors_in is not None:
+            self._errors_in.close()
+            self._errors_in = None
+        self._process = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the worker process is alive."""
+        return self._process is not None and self._process.is_alive()
+
+    @property
+    def error(self) -> str | None:
+        """Why the worker stopped on its own, if it did."""
+        self._read_error()
+        return self._error
+
+    def items(self) -> list[Path]:
+        """The items in the folder, oldest first."""
+        return pool_items(self.settings.folder)
+
+    def _read_error(self) -> None:
+        conn = self._errors_in
+        try:
+            while conn is not None and conn.poll():
+                self._error = str(conn.recv())
+        except (EOFError, OSError):
+            pass  # the worker ended without reporting: nothing more to read
+
+    def __enter__(self) -> ItemPool:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

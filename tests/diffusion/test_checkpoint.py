@@ -1,0 +1,146 @@
+"""Loading RAVE-Latent-Diffusion checkpoints and generating items from seeds."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from latentd.diffusion import (
+    ARCHITECTURE_PRESETS,
+    CheckpointError,
+    DiffusionUnavailable,
+    LatentDiffusion,
+    load_checkpoint,
+)
+from latentd.modelkit.builder import SynthSpec
+
+pytest.importorskip("a_unet", reason="latent diffusion needs the `diffusion` extra (a-unet)")
+
+from .conftest import LATENT_LENGTH, RAVE_DIMS, TINY, save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def model(tiny_checkpoint: Path) -> LatentDiffusion:
+    return load_checkpoint(tiny_checkpoint, architecture=TINY)
+
+
+def test_item_has_the_checkpoint_shape_and_normalisation(model: LatentDiffusion) -> None:
+    z = model.generate(seed=1, temperature=0.8, steps=4, latent_scale=1.5)
+    assert z.shape == (1, RAVE_DIMS, LATENT_LENGTH) and z.dtype == np.float32
+    assert np.all(np.isfinite(z))
+    assert abs(float(z.mean())) < 1e-4
+    assert float(z.std(ddof=1)) == pytest.approx(1.5, rel=1e-4)
+
+
+def test_decoded_item_lasts_latent_length_frames(
+    model: LatentDiffusion, model_factory: Callable[[SynthSpec], Path]
+) -> None:
+    spec = SynthSpec(latent_size=RAVE_DIMS, ratio=512, sr=44100)
+    rave = torch.jit.load(str(model_factory(spec)))
+    z = model.generate(seed=3, steps=3)
+    audio = rave.decode(torch.from_numpy(z))
+    assert audio.shape[-1] / spec.sr == pytest.approx(LATENT_LENGTH * spec.ratio / spec.sr)
+    assert float(audio.abs().max()) > 0
+
+
+def test_same_seed_same_item_and_other_seed_another(model: LatentDiffusion, tiny_checkpoint: Path) -> None:
+    a = model.generate(seed=5, steps=3)
+    again = load_checkpoint(tiny_checkpoint, architecture=TINY).generate(seed=5, steps=3)
+    np.testing.assert_array_equal(a, again)
+    assert not np.allclose(a, model.generate(seed=6, steps=3))
+
+
+def test_steps_and_temperature_change_the_item(model: LatentDiffusion) -> None:
+    base = model.generate(seed=5, steps=3)
+    assert not np.allclose(base, model.generate(seed=5, steps=6))
+    assert not np.allclose(base, model.generate(seed=5, steps=3, temperature=0.3))
+
+
+def test_slerp_runs_from_one_seed_to_the_other(model: LatentDiffusion) -> None:
+    np.testing.assert_array_equal(model.noise(7, 0.9, slerp_to_seed=8, slerp_t=0.0), model.noise(7, 0.9))
+    np.testing.assert_array_equal(
+        model.generate(seed=7, steps=3, slerp_to_seed=8, slerp_t=0.0), model.generate(seed=7, steps=3)
+    )
+    np.testing.assert_allclose(
+        model.generate(seed=7, steps=3, slerp_to_seed=8, slerp_t=1.0),
+        model.generate(seed=8, steps=3),
+        atol=1e-4,
+    )
+    middle = model.generate(seed=7, steps=3, slerp_to_seed=8, slerp_t=0.5)
+    assert not np.allclose(middle, model.generate(seed=7, steps=3))
+    assert not np.allclose(middle, model.generate(seed=8, steps=3))
+    # A slerp keeps the noise on the sphere: its norm stays near the ends' (a plain mix would shrink it).
+    norms = [float(model.noise(7, 1.0, slerp_to_seed=8, slerp_t=t).norm()) for t in (0.0, 0.5, 1.0)]
+    assert norms[1] == pytest.approx(norms[0], rel=0.05)
+
+
+def test_original_format_needs_length_and_dims(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "original.pt", flexed=False)
+    with pytest.raises(CheckpointError, match=r"does not store `latent_length`.*pass latent_length="):
+        load_checkpoint(path, architecture=TINY)
+    model = load_checkpoint(path, latent_length=LATENT_LENGTH, rave_dims=RAVE_DIMS, architecture=TINY)
+    assert model.generate(seed=1, steps=2).shape == (1, RAVE_DIMS, LATENT_LENGTH)
+
+
+def test_values_contradicting_the_checkpoint_are_refused(tiny_checkpoint: Path) -> None:
+    with pytest.raises(
+        CheckpointError, match=r"rave_dims=8 was asked for, but the checkpoint was trained with 4"
+    ):
+        load_checkpoint(tiny_checkpoint, rave_dims=8, architecture=TINY)
+
+
+def test_unknown_latent_length_names_the_presets(tmp_path: Path) -> None:
+    path = tmp_path / "odd.pt"
+    checkpoint = torch.load(save_checkpoint(path), weights_only=True)
+    torch.save(checkpoint | {"latent_length": 100}, path)
+    known = ", ".join(str(n) for n in sorted(ARCHITECTURE_PRESETS))
+    with pytest.raises(
+        CheckpointError, match=rf"no architecture preset for latent_length 100; presets exist for {known}"
+    ):
+        load_checkpoint(path)
+
+
+def test_weights_of_another_architecture_are_refused(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    checkpoint = torch.load(tiny_checkpoint, weights_only=True)
+    state = dict(checkpoint["model_state_dict"])
+    dropped = sorted(state)[0]
+    del state[dropped]
+    path = tmp_path / "missing.pt"
+    torch.save(checkpoint | {"model_state_dict": state}, path)
+    with pytest.raises(CheckpointError, match=r"do not fit the architecture.*1 missing keys"):
+        load_checkpoint(path, architecture=TINY)
+    # Weights of the right names but other sizes do not fit either.
+    with pytest.raises(CheckpointError, match=r"do not fit the architecture"):
+        load_checkpoint(tiny_checkpoint, architecture=TINY | {"channels": [8, 8, 32]})
+
+
+def test_files_that_are_not_checkpoints_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"no such diffusion checkpoint file"):
+        load_checkpoint(tmp_path / "absent.pt")
+    text = tmp_path / "notes.pt"
+    text.write_text("not a checkpoint")
+    with pytest.raises(CheckpointError, match=r"not a readable torch checkpoint"):
+        load_checkpoint(text)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(3)}, other)
+    with pytest.raises(CheckpointError, match=r"expected a dict with `model_state_dict`.*found weights"):
+        load_checkpoint(other)
+
+
+def test_missing_extra_says_how_to_install(tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "a_unet", None)
+    monkeypatch.setitem(sys.modules, "a_unet.apex", None)
+    with pytest.raises(DiffusionUnavailable, match=r"pip install 'latentd\[diffusion\]'"):
+        load_checkpoint(tiny_checkpoint, architecture=TINY)
+
+
+def test_bad_generation_arguments_are_refused(model: LatentDiffusion) -> None:
+    with pytest.raises(ValueError, match="steps must be >= 1, got 0"):
+        model.generate(seed=1, steps=0)
+    with pytest.raises(ValueError, match=r"slerp_t must be in 0\.\.1, got 2"):
+        model.generate(seed=1, steps=1, slerp_to_seed=2, slerp_t=2.0)
