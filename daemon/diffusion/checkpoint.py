@@ -161,6 +161,15 @@ def _pick(stored: object, given: int | None, key: str, path: Path) -> int:
     return value
 
 
+def _dims_from_weights(state: object) -> int | None:
+    """The RAVE dims an original-format checkpoint was trained for: the UNet's last convolution maps
+    back to them. A wrong guess cannot slip through: the strict load below checks every shape."""
+    if not isinstance(state, dict):
+        return None
+    convs = [v for v in state.values() if isinstance(v, torch.Tensor) and v.dim() == 3]
+    return int(convs[-1].shape[0]) if convs else None
+
+
 def load_checkpoint(
     path: str | Path,
     *,
@@ -173,7 +182,8 @@ def load_checkpoint(
     Args:
         path: the ``.pt`` file.
         latent_length: frames per item; needed when the checkpoint does not store it, else checked.
-        rave_dims: RAVE latent dims; needed when the checkpoint does not store them, else checked.
+        rave_dims: RAVE latent dims; read from the weights when the checkpoint does not store them,
+            else checked.
         architecture: ``UNetV0`` arguments (besides ``in_channels``) to build the net with; default: the
             preset for the latent length.
 
@@ -203,7 +213,10 @@ def load_checkpoint(
             f"(and `latent_length`, `rave_dims`), found {found or 'an empty dict'}"
         )
     length = _pick(checkpoint.get("latent_length"), latent_length, "latent_length", path)
-    dims = _pick(checkpoint.get("rave_dims"), rave_dims, "rave_dims", path)
+    stored_dims = checkpoint.get("rave_dims")
+    if stored_dims is None and rave_dims is None:
+        stored_dims = _dims_from_weights(checkpoint["model_state_dict"])
+    dims = _pick(stored_dims, rave_dims, "rave_dims", path)
     if architecture is None:
         try:
             architecture = get_architecture(length)

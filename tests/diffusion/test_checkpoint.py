@@ -79,12 +79,17 @@ def test_slerp_runs_from_one_seed_to_the_other(model: LatentDiffusion) -> None:
     assert norms[1] == pytest.approx(norms[0], rel=0.05)
 
 
-def test_original_format_needs_length_and_dims(tmp_path: Path) -> None:
+def test_original_format_needs_the_length_and_reads_the_dims_from_the_weights(tmp_path: Path) -> None:
     path = save_checkpoint(tmp_path / "original.pt", flexed=False)
     with pytest.raises(CheckpointError, match=r"does not store `latent_length`.*pass latent_length="):
         load_checkpoint(path, architecture=TINY)
+    model = load_checkpoint(path, latent_length=LATENT_LENGTH, architecture=TINY)
+    assert model.rave_dims == RAVE_DIMS
+    assert model.generate(seed=1, steps=2).shape == (1, RAVE_DIMS, LATENT_LENGTH)
     model = load_checkpoint(path, latent_length=LATENT_LENGTH, rave_dims=RAVE_DIMS, architecture=TINY)
     assert model.generate(seed=1, steps=2).shape == (1, RAVE_DIMS, LATENT_LENGTH)
+    with pytest.raises(CheckpointError, match=r"weights do not fit the architecture.*rave_dims 6"):
+        load_checkpoint(path, latent_length=LATENT_LENGTH, rave_dims=6, architecture=TINY)
 
 
 def test_values_contradicting_the_checkpoint_are_refused(tiny_checkpoint: Path) -> None:
