@@ -68,7 +68,7 @@ class Sizes:
     max_voices: int = 64
     batch_sizes: tuple[int, ...] = (1, 2, 4, 8)
     frames: tuple[int, ...] = (1, 2, 4, 8, 16)
-    minutes: float = 2.0
+    minutes: float = 10.0  # the memory benchmark: RSS after start and after this much demo audio
     startup_repeats: int = 3
 
     @classmethod
