@@ -42,7 +42,7 @@ def check_pools(config: Config, latent_sizes: dict[str, int]) -> list[str]:
             whose model's latent size differs from the dims of the items it would play.
     """
     from latentd.diffusion.adp import DiffusionUnavailable
-    from latentd.diffusion.checkpoint import CheckpointError, load_checkpoint
+    from latentd.diffusion.checkpoint import CheckpointError
 
     problems = []
     lines = []
@@ -50,12 +50,7 @@ def check_pools(config: Config, latent_sizes: dict[str, int]) -> list[str]:
     for name, settings in pool_settings(config).items():
         pool = config.piece.pools[name]
         try:
-            model = load_checkpoint(
-                settings.checkpoint,
-                latent_length=settings.latent_length,
-                rave_dims=settings.rave_dims,
-                architecture=settings.architecture,
-            )
+            model = settings.load()
         except (CheckpointError, DiffusionUnavailable, OSError) as exc:
             problems.append(Problem(file, f"pools.{name}.checkpoint", pool.checkpoint, str(exc)))
             continue

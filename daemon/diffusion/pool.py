@@ -18,9 +18,12 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from latentd.diffusion.checkpoint import LatentDiffusion
 
 #: Names of pool items; the zero-padded index makes name order creation order.
 ITEM_PATTERN = re.compile(r"^item_(\d{8})_seed(-?\d+)\.npy$")
@@ -82,6 +85,22 @@ class PoolSettings:
         if problems:
             raise ValueError("item pool settings: " + "; ".join(problems))
 
+    def load(self) -> LatentDiffusion:
+        """The diffusion model of these settings (imports torch and the ``diffusion`` extra).
+
+        Raises:
+            CheckpointError: the checkpoint is missing, unreadable or does not fit these settings.
+            DiffusionUnavailable: the ``diffusion`` extra is not installed.
+        """
+        from latentd.diffusion.checkpoint import load_checkpoint
+
+        return load_checkpoint(
+            self.checkpoint,
+            latent_length=self.latent_length,
+            rave_dims=self.rave_dims,
+            architecture=self.architecture,
+        )
+
 
 def pool_items(folder: Path) -> list[Path]:
     """The pool items in ``folder``, oldest first."""
@@ -141,16 +160,9 @@ def _worker(settings: PoolSettings, stop: Any, errors: multiprocessing.connectio
         os.nice(settings.niceness)
     import torch
 
-    from latentd.diffusion.checkpoint import load_checkpoint
-
     torch.set_num_threads(settings.torch_threads)
     try:
-        model = load_checkpoint(
-            settings.checkpoint,
-            latent_length=settings.latent_length,
-            rave_dims=settings.rave_dims,
-            architecture=settings.architecture,
-        )
+        model = settings.load()
     except Exception as exc:
         errors.send(f"item pool {settings.folder}: {exc}")
         return
