@@ -400,6 +400,13 @@ class PoolConfig(_Strict):
     slerp_t: float | None = Field(
         default=None, ge=0.0, le=1.0, description="start from the slerp of seeds k and k+1 at this point"
     )
+    lerp_factor: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="glide over each item from seed k's towards seed k+1's, reaching this point at its end "
+        "(RAVE-Latent-Diffusion's --lerp; twice the work per item)",
+    )
     interval_s: float = Field(default=0.0, ge=0.0, le=86_400.0, description="pause after each item")
     latent_length: int | None = Field(default=None, ge=1, description="for checkpoints that do not store it")
     rave_dims: int | None = Field(default=None, ge=1, description="for checkpoints that do not store it")

@@ -22,20 +22,22 @@ class CheckpointError(ValueError):
     """A file is not a usable RAVE-Latent-Diffusion checkpoint (the message says why)."""
 
 
-def slerp(low: torch.Tensor, high: torch.Tensor, t: float) -> torch.Tensor:
+def slerp(low: torch.Tensor, high: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
     """Spherical interpolation from ``low`` (t = 0) to ``high`` (t = 1) along the last axis.
 
     The angle is taken per batch row and channel over time, as RAVE-Latent-Diffusion's ``slerp`` does;
-    where the two are (anti)parallel the interpolation is linear.
+    where the two are (anti)parallel the interpolation is linear. ``t`` is one position or one per
+    time frame (a ramp along the last axis).
     """
+    t = torch.as_tensor(t, dtype=low.dtype)
     low_dir = low / torch.linalg.vector_norm(low, dim=-1, keepdim=True).clamp_min(1e-12)
     high_dir = high / torch.linalg.vector_norm(high, dim=-1, keepdim=True).clamp_min(1e-12)
     omega = torch.acos((low_dir * high_dir).sum(dim=-1, keepdim=True).clamp(-1.0, 1.0))
     so = torch.sin(omega)
     safe = so.abs() > 1e-6
     so_safe = torch.where(safe, so, torch.ones_like(so))
-    w_low = torch.where(safe, torch.sin((1.0 - t) * omega) / so_safe, torch.full_like(so, 1.0 - t))
-    w_high = torch.where(safe, torch.sin(t * omega) / so_safe, torch.full_like(so, t))
+    w_low = torch.where(safe, torch.sin((1.0 - t) * omega) / so_safe, (1.0 - t) * torch.ones_like(so))
+    w_high = torch.where(safe, torch.sin(t * omega) / so_safe, t * torch.ones_like(so))
     return w_low * low + w_high * high
 
 
@@ -95,6 +97,8 @@ class LatentDiffusion:
         slerp_to_seed: int | None = None,
         slerp_t: float = 0.5,
         step_callback: Callable[[int], None] | None = None,
+        lerp_to_seed: int | None = None,
+        lerp_factor: float = 1.0,
     ) -> np.ndarray:
         """One item: noise sampled over ``steps``, z-scored globally, × ``latent_scale``.
 
@@ -106,15 +110,27 @@ class LatentDiffusion:
             slerp_to_seed: when given, start from the slerp of the two seeds' noises.
             slerp_t: position of that slerp, 0 (this seed) .. 1 (the other).
             step_callback: called with each step index (raise in it to abandon the item).
+            lerp_to_seed: when given, also sample that seed and glide from this seed's item to that one
+                over the item's length (slerp per frame), as RAVE-Latent-Diffusion's ``--lerp`` does;
+                twice the work.
+            lerp_factor: where that glide ends, 0..1 (1: at the other seed's item).
 
         Returns:
             float32 latents of shape (1, rave_dims, latent_length).
         """
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
+        if lerp_to_seed is not None and not 0.0 <= lerp_factor <= 1.0:
+            raise ValueError(f"lerp_factor must be in 0..1, got {lerp_factor:g}")
         noise = self.noise(seed, temperature, slerp_to_seed, slerp_t)
         with torch.inference_mode():
             diff = self.model.sample(noise, num_steps=steps, step_callback=step_callback)
+            if lerp_to_seed is not None:
+                other = self.model.sample(
+                    self.noise(lerp_to_seed, temperature), num_steps=steps, step_callback=step_callback
+                )
+                ramp = torch.linspace(0.0, lerp_factor, self.latent_length, dtype=diff.dtype)
+                diff = slerp(diff, other, ramp)
             centred = diff - diff.mean()
             std = diff.std()
             # A constant result (e.g. temperature 0 on a degenerate model) has no spread to divide by.

@@ -23,6 +23,7 @@ def pool_settings(config: Config) -> dict[str, PoolSettings]:
             steps=pool.steps,
             latent_scale=pool.latent_scale,
             slerp_t=pool.slerp_t,
+            lerp_factor=pool.lerp_factor,
             interval_s=pool.interval_s,
             latent_length=pool.latent_length,
             rave_dims=pool.rave_dims,

@@ -43,6 +43,8 @@ class PoolSettings:
         latent_scale: standard deviation of each item after global z-scoring.
         slerp_t: when set (0..1), item ``k`` starts from the slerp of the noises of seeds ``seed + k`` and
             ``seed + k + 1`` at this position.
+        lerp_factor: when set (0..1), item ``k`` glides over its length from the item of seed
+            ``seed + k`` towards that of ``seed + k + 1``, reaching this point at its end (twice the work).
         interval_s: pause after each item (0: back to back).
         niceness: added to the worker process's nice value (0..19).
         torch_threads: intra-op threads of the worker (>= 1).
@@ -59,6 +61,7 @@ class PoolSettings:
     steps: int = 50
     latent_scale: float = 1.0
     slerp_t: float | None = None
+    lerp_factor: float | None = None
     interval_s: float = 0.0
     niceness: int = 10
     torch_threads: int = 1
@@ -76,6 +79,8 @@ class PoolSettings:
             problems.append(f"steps must be >= 1, got {self.steps}")
         if self.slerp_t is not None and not 0.0 <= self.slerp_t <= 1.0:
             problems.append(f"slerp_t must be in 0..1, got {self.slerp_t:g}")
+        if self.lerp_factor is not None and not 0.0 <= self.lerp_factor <= 1.0:
+            problems.append(f"lerp_factor must be in 0..1, got {self.lerp_factor:g}")
         if self.interval_s < 0:
             problems.append(f"interval_s must be >= 0, got {self.interval_s:g}")
         if not 0 <= self.niceness <= 19:
@@ -183,6 +188,8 @@ def _worker(settings: PoolSettings, stop: Any, errors: multiprocessing.connectio
                 slerp_to_seed=seed + 1 if settings.slerp_t is not None else None,
                 slerp_t=settings.slerp_t if settings.slerp_t is not None else 0.5,
                 step_callback=check_stop,
+                lerp_to_seed=seed + 1 if settings.lerp_factor is not None else None,
+                lerp_factor=settings.lerp_factor if settings.lerp_factor is not None else 1.0,
             )
         except _Stopped:
             return

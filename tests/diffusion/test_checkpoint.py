@@ -16,6 +16,7 @@ from latentd.diffusion import (
     DiffusionUnavailable,
     LatentDiffusion,
     load_checkpoint,
+    slerp,
 )
 from latentd.modelkit.builder import SynthSpec
 
@@ -77,6 +78,35 @@ def test_slerp_runs_from_one_seed_to_the_other(model: LatentDiffusion) -> None:
     # A slerp keeps the noise on the sphere: its norm stays near the ends' (a plain mix would shrink it).
     norms = [float(model.noise(7, 1.0, slerp_to_seed=8, slerp_t=t).norm()) for t in (0.0, 0.5, 1.0)]
     assert norms[1] == pytest.approx(norms[0], rel=0.05)
+
+
+def test_a_slerp_ramp_glides_along_time_from_one_series_to_the_other() -> None:
+    generator = torch.Generator().manual_seed(3)
+    low, high = torch.randn(2, 1, 3, 50, generator=generator)
+    out = slerp(low, high, torch.linspace(0.0, 1.0, 50))
+    torch.testing.assert_close(out[..., 0], low[..., 0])
+    torch.testing.assert_close(out[..., -1], high[..., -1])
+    middle = slerp(low, high, 0.5)
+    torch.testing.assert_close(out[..., 25], slerp(low, high, 25 / 49)[..., 25])
+    assert not torch.allclose(out[..., 25], middle[..., 25])
+
+
+def test_lerp_items_glide_from_one_seed_to_the_next(model: LatentDiffusion) -> None:
+    base = model.generate(seed=7, steps=3)
+    np.testing.assert_array_equal(model.generate(seed=7, steps=3, lerp_to_seed=8, lerp_factor=0.0), base)
+    glide = model.generate(seed=7, steps=3, lerp_to_seed=8, lerp_factor=1.0)
+    np.testing.assert_array_equal(glide, model.generate(seed=7, steps=3, lerp_to_seed=8, lerp_factor=1.0))
+    other = model.generate(seed=8, steps=3)
+
+    def corr(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+    head, tail = slice(0, LATENT_LENGTH // 4), slice(-LATENT_LENGTH // 4, None)
+    # The first frames follow seed 7's item, the last ones seed 8's (z-scoring keeps correlations).
+    assert corr(glide[..., head], base[..., head]) > corr(glide[..., head], other[..., head])
+    assert corr(glide[..., tail], other[..., tail]) > corr(glide[..., tail], base[..., tail])
+    with pytest.raises(ValueError, match=r"lerp_factor must be in 0\.\.1, got 1\.5"):
+        model.generate(seed=7, steps=1, lerp_to_seed=8, lerp_factor=1.5)
 
 
 def test_original_format_needs_the_length_and_reads_the_dims_from_the_weights(tmp_path: Path) -> None:
