@@ -12,14 +12,14 @@ SYSTEM_PYTHON ?= python3
 
 .PHONY: demo test lint format bench bench-xruns bench-osc demo-models system-deps clean
 
+# The diffusion extra's a-unet goes in without its dependency data-science-types (old numpy stubs that
+# break type checking); at run time it needs only torch and einops.
 $(VENV)/.installed: pyproject.toml
 	bash tools/system-deps.sh
 	$(SYSTEM_PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_SPEC)
 	$(PY) -m pip install -q -e '.[dev]'
-	# The diffusion extra's a-unet, without its dependency data-science-types (old numpy stubs that
-	# break type checking); at run time it needs only torch and einops.
 	$(PY) -m pip install -q --no-deps a-unet==0.0.16
 	touch $@
 
