@@ -181,6 +181,7 @@ class Engine:
         self._loads: queue.SimpleQueue[_Load] = queue.SimpleQueue()
         self._ready: dict[str, _Load] = {}
         self._crossfading: list[Voice] = []
+        self._ramp_cache: np.ndarray | None = None
         self._build(installation)
         glide = int(GLIDE_S * self.samplerate)
         self.master_gain = Ramp(out.master_gain, glide)
@@ -670,8 +671,7 @@ class Engine:
                 start, delta = voice.routing.block(n, self.samplerate)
                 mix += start.T @ sig
                 if delta is not None:
-                    ramp = np.arange(1, n + 1, dtype=np.float32) / n
-                    mix += delta.T @ (sig * ramp)
+                    mix += delta.T @ (sig * self._ramp(n))
         if crossfades:
             self._end_crossfades()
         mix *= (self.master_gain.values(n) * self.master_mute.values(n) * self._fade_in.values(n)).astype(
@@ -690,6 +690,12 @@ class Engine:
             listener(self.counters.blocks, block)
         self.counters.blocks += 1
         return block
+
+    def _ramp(self, n: int) -> np.ndarray:
+        """(1..n) / n, float32: how far a per-block gain change has gone at each frame (made once)."""
+        if self._ramp_cache is None or self._ramp_cache.shape[0] != n:
+            self._ramp_cache = np.arange(1, n + 1, dtype=np.float32) / n
+        return self._ramp_cache
 
     def _end_crossfades(self) -> None:
         """Forget finished crossfades; drop groups whose voices are all retired (no longer decoded)."""

@@ -29,10 +29,12 @@ class Ramp:
         self.ramp_steps = max(1, int(ramp_steps))
         self._left = 0
         self._start = self.current.copy()
+        self._steady: np.ndarray | None = None  # values(n) of a value at rest, kept while it rests
 
     def set(self, target: float | np.ndarray, now: bool = False) -> None:
         """Glide to ``target`` (or jump at once with ``now=True``)."""
         self.target = np.broadcast_to(np.asarray(target, dtype=np.float64), self.current.shape).copy()
+        self._steady = None
         if now:
             self.current = self.target.copy()
             self._left = 0
@@ -52,9 +54,17 @@ class Ramp:
         return self._left > 0
 
     def values(self, n: int) -> np.ndarray:
-        """The next ``n`` values, shape ``current.shape + (n,)``; advances the ramp."""
+        """The next ``n`` values, shape ``current.shape + (n,)``; advances the ramp.
+
+        A steady value comes back as the same read-only array block after block: copy before writing.
+        """
         if self._left <= 0:
-            return np.repeat(self.current[..., None], n, axis=-1)
+            steady = self._steady
+            if steady is None or steady.shape[-1] != n:
+                steady = self._steady = np.repeat(self.current[..., None], n, axis=-1)
+                steady.flags.writeable = False
+            return steady
+        self._steady = None
         done = self.ramp_steps - self._left
         steps = np.minimum(np.arange(done + 1, done + n + 1), self.ramp_steps) / self.ramp_steps
         out = self._start[..., None] + (self.target - self._start)[..., None] * steps
@@ -73,6 +83,7 @@ class DcBlocker:
         self.r = math.exp(-2.0 * math.pi * cutoff_hz / samplerate) if self.enabled else 0.0
         self._x1 = np.zeros(n_channels, dtype=np.float64)
         self._y1 = np.zeros(n_channels, dtype=np.float64)
+        self._powers = np.ones(0)  # r ** (0..n) for blocks of n frames, made on the first block
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """Filter ``block`` ([channels, frames]) in place and return it."""
@@ -83,7 +94,9 @@ class DcBlocker:
         x = block.astype(np.float64)
         d = np.diff(x, axis=1, prepend=self._x1[:, None])
         n = x.shape[1]
-        powers = self.r ** np.arange(n + 1)
+        if self._powers.shape[0] != n + 1:
+            self._powers = self.r ** np.arange(n + 1)
+        powers = self._powers
         # y[k] = sum_{j<=k} r^(k-j) d[j] + r^(k+1) y1  -> cumulative sum in scaled domain
         scaled = d / powers[:n]
         y = np.cumsum(scaled, axis=1) * powers[:n] + self._y1[:, None] * powers[1:]

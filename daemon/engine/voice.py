@@ -44,6 +44,9 @@ class Routing:
     _to: np.ndarray | None = field(default=None, repr=False)
     _pos: int = field(default=0, repr=False)
     _span: int = field(default=0, repr=False)
+    # The gains of the last direction asked for: a voice standing still asks for the same every block.
+    _gains_key: tuple[float, float] | None = field(default=None, repr=False)
+    _gains: np.ndarray | None = field(default=None, repr=False)
 
     def _along_path(self) -> float:
         assert self.waypoints is not None
@@ -60,6 +63,13 @@ class Routing:
         """The current gain matrix [n_channels, n_speakers]."""
         if self.matrix is not None:
             return self.matrix
+        key = (self.azimuth_deg, self.spread_deg)
+        if key != self._gains_key or self._gains is None:
+            self._gains = self._pan_gains()
+            self._gains_key = key
+        return self._gains
+
+    def _pan_gains(self) -> np.ndarray:
         if self.n_channels == 1:
             return self.layout.pan_gains(self.azimuth_deg, self.spread_deg)[None, :].astype(np.float32)
         # Several channels: spread them evenly across the spread arc around the azimuth.
@@ -232,7 +242,7 @@ class Voice:
         self.last_z = z.astype(np.float32)
         if not self.conditioning_names:
             return self.last_z
-        cond = self.cond.values(n_frames)
+        cond = self.cond.values(n_frames).copy()  # rows driven by sources are written below
         for index, source in self.cond_sources.items():
             driven = source.step(n_frames)[0]
             if index not in self.cond_overridden:
