@@ -39,10 +39,12 @@ demo: demo-models
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check daemon tests benchmarks
 	$(VENV)/bin/ruff format --check daemon tests benchmarks
+	$(VENV)/bin/mypy daemon
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check daemon tests benchmarks
+	$(VENV)/bin/ruff format --check daemon tests benchmarks
 	$(VENV)/bin/mypy daemon
 
 format: $(VENV)/.installed

@@ -12,6 +12,7 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import structlog
@@ -417,7 +418,8 @@ class Engine:
             listener(self.counters.blocks, cmd)
 
     def _apply_checked(self, cmd: c.Command) -> None:
-        v = self.voices.get(getattr(cmd, "voice", ""))
+        # check() has refused every command naming a voice that does not exist.
+        v = cast(Voice, self.voices.get(getattr(cmd, "voice", "")))
         match cmd:
             case c.SetVoiceGain(gain=g):
                 v.gain.set(g)
@@ -686,8 +688,8 @@ class Engine:
         block = self.limiter.process(mix)
         peaks = np.max(np.abs(block), axis=1)
         self.counters.peaks = [max(a, float(b)) for a, b in zip(self.counters.peaks, peaks, strict=True)]
-        for listener in self.block_listeners:
-            listener(self.counters.blocks, block)
+        for on_block in self.block_listeners:
+            on_block(self.counters.blocks, block)
         self.counters.blocks += 1
         return block
 

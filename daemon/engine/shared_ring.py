@@ -52,9 +52,11 @@ class SharedBlockRing(BlockRing):
         self._shm = shared_memory.SharedMemory(
             name=name, create=self._owner, size=HEADER_SLOTS * 8 + data_bytes
         )
-        self.header = np.ndarray((HEADER_SLOTS,), dtype=np.int64, buffer=self._shm.buf[: HEADER_SLOTS * 8])
+        shm_buf = self._shm.buf
+        assert shm_buf is not None  # None only after close()
+        self.header = np.ndarray((HEADER_SLOTS,), dtype=np.int64, buffer=shm_buf[: HEADER_SLOTS * 8])
         buffer = np.ndarray(
-            (n_blocks, n_channels, blocksize), dtype=np.float32, buffer=self._shm.buf[HEADER_SLOTS * 8 :]
+            (n_blocks, n_channels, blocksize), dtype=np.float32, buffer=shm_buf[HEADER_SLOTS * 8 :]
         )
         self._lag = 1 if consumer and _weakly_ordered() else 0
         super().__init__(n_blocks, blocksize, n_channels, buffer=buffer)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -52,7 +53,7 @@ class Routing:
         assert self.waypoints is not None
         times = [t for t, _ in self.waypoints]
         t = self._t % times[-1] if times[-1] > 0 else 0.0
-        i = max(0, np.searchsorted(times, t, side="right") - 1)
+        i = max(0, int(np.searchsorted(times, t, side="right")) - 1)
         if i >= len(times) - 1:
             return self.waypoints[-1][1]
         (t0, a0), (t1, a1) = self.waypoints[i], self.waypoints[i + 1]
@@ -146,7 +147,7 @@ class Voice:
         self.routing = routing
         glide_samples = int(GLIDE_S * samplerate)
         glide_frames = max(1, round(GLIDE_S * latent_rate_hz))
-        self.defaults = {
+        self.defaults: dict[str, Any] = {
             "gain": gain,
             "mute": mute,
             "bias": bias.astype(np.float64),
