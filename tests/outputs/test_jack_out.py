@@ -88,7 +88,7 @@ def test_each_speaker_port_carries_its_own_channel_in_order(
         links = [p.name for p in capture.client.get_all_connections(port)]
         assert links == [f"system:playback_{c + 1}"]
     capture.connect(expected)
-    check_signal(record(capture))
+    check_signal(record(capture), capture.breaks)
     assert output.connected and output.errors == 0 and output.callbacks > 0
 
 
@@ -103,7 +103,7 @@ def test_engine_blocksize_may_be_a_multiple_or_divisor_of_the_jack_period(
     output, _, _ = make_output(jack_server, n_channels=2, blocksize=blocksize)
     capture = jack_capture_factory(jack_server.name, 2, RECORD_FRAMES)
     capture.connect(output.port_names)
-    check_signal(record(capture))
+    check_signal(record(capture), capture.breaks)
     assert output.errors == 0
 
 
@@ -161,7 +161,7 @@ def test_an_exception_in_the_callback_plays_silence_and_never_stops_the_client(
     assert output.errors > 0
     assert not silent.any(), "a failing callback must output silence"
     del ring.read_into  # the class method again
-    check_signal(record(capture))
+    check_signal(record(capture), capture.breaks)
 
 
 def test_plays_through_public_port_buffers_when_raw_access_is_unavailable(
@@ -174,7 +174,7 @@ def test_plays_through_public_port_buffers_when_raw_access_is_unavailable(
     output, _, _ = make_output(jack_server, n_channels=2)
     capture = jack_capture_factory(jack_server.name, 2, RECORD_FRAMES)
     capture.connect(output.port_names)
-    check_signal(record(capture))
+    check_signal(record(capture), capture.breaks)
 
 
 def test_callback_allocates_nothing_that_grows(jack_server: JackServer, make_output: MakeOutput) -> None:
@@ -225,7 +225,7 @@ def test_reconnects_and_plays_again_after_jackd_is_killed_and_restarted(
         assert output.connected, "JackOutput did not reconnect within 5 s of jackd coming back"
         capture = jack_capture_factory(jack_server.name, 2, RECORD_FRAMES, name="capture-again")
         capture.connect(output.port_names)
-        check_signal(record(capture, poll=output.poll))
+        check_signal(record(capture, poll=output.poll), capture.breaks)
     events = [entry["event"] for entry in logs]
     assert events.index("jack.server_lost") < events.index("jack.reconnected")
 
@@ -250,3 +250,15 @@ def test_a_callback_that_overruns_its_period_is_counted_as_an_xrun(
     while output.callbacks < running + 20 and time.monotonic() < deadline:
         time.sleep(0.02)
     assert output.callbacks >= running + 20, "the client stopped being called after the xruns"
+
+
+def test_the_signal_check_catches_a_lost_block_unless_the_capture_itself_broke_there() -> None:
+    period = RingFeeder.PERIOD_FRAMES
+    n = np.concatenate([np.arange(1024), np.arange(1280, 4096)])  # frames 1024..1279 never arrived
+    recorded = (np.arange(2)[:, None] + 1.0 + (n % period) / period).astype(np.float32)
+    recorded = np.insert(recorded, 3000, np.zeros((100, 1), np.float32), axis=1)  # an underrun: silence
+    with pytest.raises(AssertionError, match=r"out of order at recorded frames \[1023\]"):
+        check_signal(recorded)
+    with pytest.raises(AssertionError, match=r"frames lost"):
+        check_signal(recorded, breaks=[2048])  # a break elsewhere excuses nothing here
+    check_signal(recorded, breaks=[1024])
