@@ -26,6 +26,7 @@ from latentd.config.schema import (
     _routing_problem,
     _speakers,
     _speakers_problem,
+    pool_folder,
 )
 from latentd.config.toml_out import _key
 from latentd.installation.layout import PRESETS, Layout, make_layout
@@ -144,7 +145,7 @@ def _check_piece(
     for name, entry in pools.items():
         if not isinstance(entry, dict):
             continue
-        folder = entry.get("folder") or f"pools/{name}"
+        folder = pool_folder(name, entry.get("folder") or "")
         if isinstance(folder, str):
             pool_folders.add(os.path.normpath(_join(piece_dir, folder)))
         checkpoint = entry.get("checkpoint")

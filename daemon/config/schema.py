@@ -378,6 +378,11 @@ class ProgrammeConfig(_Strict):
     )
 
 
+def pool_folder(name: str, folder: str = "") -> str:
+    """The items folder of pool ``name``, relative to the piece: ``folder`` or "pools/<name>"."""
+    return folder or f"pools/{name}"
+
+
 class PoolConfig(_Strict):
     """``[pools.<name>]``: a latent diffusion item pool generated in the background while the piece plays.
 
@@ -418,7 +423,7 @@ class PoolConfig(_Strict):
 
     def folder_for(self, name: str) -> str:
         """The items folder, relative to the piece."""
-        return self.folder or f"pools/{name}"
+        return pool_folder(name, self.folder)
 
 
 class PieceConfig(_Strict):

@@ -259,13 +259,24 @@ class Engine:
             raise ConfigError(problems)
 
     def _make_voice(
-        self, name: str, vc, info: ModelInfo, row: int, problems: list[Problem], source: Source | None = None
+        self,
+        name: str,
+        vc,
+        info: ModelInfo,
+        row: int,
+        problems: list[Problem],
+        source: Source | None = None,
+        seed: int | None = None,
     ) -> Voice | None:
-        """A voice of the piece on a model described by ``info`` (None when its config has problems)."""
+        """A voice of the piece on a model described by ``info`` (None when its source cannot be built).
+
+        ``source`` is used as it is when given; ``seed`` defaults to the voice's seed in the piece.
+        """
         cfg = self.installation.config
         file = self.installation.piece_file
         key = f"voices.{name}"
-        seed = voice_seed(self.seed, name)
+        if seed is None:
+            seed = voice_seed(self.seed, name)
         if source is None:
             try:
                 source = build_source(
@@ -562,27 +573,14 @@ class Engine:
         same_source = info.latent_size == old.latent_size and math.isclose(
             info.latent_rate_hz, old.latent_rate_hz
         )
-        source = old.source if same_source else None
         problems: list[Problem] = []
-        if source is None:
-            try:
-                source = build_source(
-                    vc.source,
-                    latent_size=info.latent_size,
-                    latent_rate_hz=info.latent_rate_hz,
-                    ratio=info.ratio,
-                    seed=old.seed,
-                    base_dir=self.installation.config.piece_dir,
-                )
-            except ValueError as exc:
-                raise ValueError(f"voice {name!r}: source for model {model!r}: {exc}") from exc
-        new = self._make_voice(name, vc, info, 0, problems, source=source)
-        if new is None:
-            raise ValueError("; ".join(p.message for p in problems))
+        source = old.source if same_source else None
+        new = self._make_voice(name, vc, info, 0, problems, source=source, seed=old.seed)
+        if new is None:  # only when the source could not be built for the new model
+            raise ValueError(f"voice {name!r}: source for model {model!r}: {problems[0].message}")
         if problems:
             # Per-dimension settings of the piece that do not fit the new model fall back to defaults.
             log.warning("model.swap_defaults", voice=name, model=model, problems=[str(p) for p in problems])
-        new.seed = old.seed
         self._carry_overrides(old, new)
         if same_source:
             old.hold()  # the source now belongs to the new voice: stepping it twice would skip frames

@@ -164,19 +164,20 @@ class Programme:
         self.hold = hold
 
     # ------------------------------------------------------------------ audio
+    def _equal_power(self, frames: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+        """Fade-in and fade-out gains (sin, cos) for the next ``frames`` of a fade ``length`` samples long."""
+        p = np.minimum((self._fade_pos + np.arange(1, frames + 1)) / length, 1.0)
+        return np.sin(0.5 * np.pi * p).astype(np.float32), np.cos(0.5 * np.pi * p).astype(np.float32)
+
     def envelopes(self, frames: int, voices: list[str]) -> dict[str, np.ndarray | float]:
         """Each audible voice's section level over the next ``frames`` samples; advances time."""
         current = self.current.voices
         out: dict[str, np.ndarray | float] = {}
         if self.fading:
-            p = np.minimum((self._fade_pos + np.arange(1, frames + 1)) / self._fade_len, 1.0)
-            fade_in = np.sin(0.5 * np.pi * p).astype(np.float32)
-            fade_out = np.cos(0.5 * np.pi * p).astype(np.float32)
+            fade_in, fade_out = self._equal_power(frames, self._fade_len)
             if self.morph_pairs:
                 # Morphing pairs: the audio hands over quickly; the incoming voice's latents do the rest.
-                q = np.minimum((self._fade_pos + np.arange(1, frames + 1)) / max(1, self.morph_handover), 1.0)
-                quick_in = np.sin(0.5 * np.pi * q).astype(np.float32)
-                quick_out = np.cos(0.5 * np.pi * q).astype(np.float32)
+                quick_in, quick_out = self._equal_power(frames, max(1, self.morph_handover))
                 for incoming, outgoing in self.morph_pairs.items():
                     out[incoming], out[outgoing] = quick_in, quick_out
             for name in voices:
