@@ -39,13 +39,13 @@ demo: demo-models
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check daemon tests benchmarks
 	$(VENV)/bin/ruff format --check daemon tests benchmarks
-	$(VENV)/bin/mypy daemon
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check daemon tests benchmarks
 	$(VENV)/bin/ruff format --check daemon tests benchmarks
-	$(VENV)/bin/mypy daemon
+	$(VENV)/bin/mypy
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff format daemon tests benchmarks

@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from latentd.app import configure_process
 from latentd.config import load_config
 from latentd.engine.engine import Engine
 from latentd.installation.piece import load_installation
 from latentd.modelkit.builder import SynthSpec, cached_model
+from latentd.runtime.process import configure_process
 from tests.pieces import write_piece
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -49,8 +49,8 @@ from benchmarks.common import (
     write_live_config,
     write_result,
 )
-from latentd.app import configure_process
 from latentd.engine.engine import Engine
+from latentd.runtime.process import configure_process
 
 REALTIME_GOAL = (
     1.5  # a voice count "is sustained" when the engine runs at least this much faster than real time

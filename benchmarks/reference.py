@@ -18,8 +18,8 @@ import time
 import torch
 from torch import nn
 
-from latentd.app import configure_process
 from latentd.modelkit.builder import SynthSpec, build_model
+from latentd.runtime.process import configure_process
 
 CAPACITY = 96
 RATIOS = (4, 4, 4, 2)

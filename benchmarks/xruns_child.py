@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-import latentd.live
+import latentd.runtime.supervisor
 from latentd.outputs.jack_out import JackOutput
 from latentd.realtime import realtime
 
@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--duration", type=float, required=True)
     args = parser.parse_args(argv)
-    latentd.live.JackOutput = TimedJackOutput  # type: ignore[misc]
-    code = latentd.live.run_from_file(args.config, args.duration)
+    latentd.runtime.supervisor.JackOutput = TimedJackOutput  # type: ignore[misc]
+    code = latentd.runtime.supervisor.run_from_file(args.config, args.duration)
     outputs = TimedJackOutput.instances
     stats = outputs[-1].summary() if outputs else {"callbacks_timed": 0}
     print(json.dumps({"event": "callback_times", **stats}), flush=True)

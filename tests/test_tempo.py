@@ -7,8 +7,8 @@ import argparse
 import numpy as np
 import pytest
 
+from latentd.cli.unravel import add_commands
 from latentd.tempo import bpm, nearest_k, tempo_table
-from latentd.unravel.cli import add_commands
 from tests.sources.helpers import make
 
 

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
+from latentd.cli.osc import add_commands, parse_arg
 from latentd.control.osc import OscServer, OscServerError, make_status_provider
-from latentd.control.osc_cli import add_commands, parse_arg
 from latentd.control.osc_config import OscConfig
 from latentd.control.osc_parse import OscMessage, encode_bundle, encode_message, parse_packet
 from latentd.engine import commands as c

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from latentd.cli.schedule import add_commands
 from latentd.config import load_config
 from latentd.control.opening import is_open
-from latentd.control.schedule_cli import add_commands
 from latentd.control.scheduler import ScheduleController, day_seed, start_scheduler
 from latentd.engine import commands as c
 from latentd.engine.engine import Engine

@@ -13,8 +13,8 @@ from latentd.cli import main
 from latentd.config import ConfigError, load_config
 from latentd.diffusion.pool import ITEM_PATTERN
 from latentd.engine.ring import BlockRing
-from latentd.engine_host import EngineHost
 from latentd.modelkit.builder import SynthSpec
+from latentd.runtime.engine_host import EngineHost
 from latentd.sources.pool import PoolSource
 from tests.diffusion.conftest import LATENT_LENGTH, RAVE_DIMS, TINY
 from tests.pieces import write_piece

@@ -17,8 +17,8 @@ from latentd.engine.engine import Engine
 from latentd.engine.voice import SWAP_CROSSFADE_S
 from latentd.installation.piece import load_installation
 from latentd.modelkit.builder import SynthSpec
-from latentd.outputs.recorder import attach_recorder
-from latentd.replay import replay
+from latentd.offline.replay import replay
+from latentd.recording.recorder import attach_recorder
 from tests.control.conftest import deliver, make_server
 from tests.pieces import write_piece
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from latentd.unravel.cli import add_commands
+from latentd.cli.unravel import add_commands
 
 
 def run(argv: list[str | Path]) -> int:

@@ -1,0 +1,162 @@
+"""The engine and everything that hangs on it, filling a block ring: run in its own process or a thread.
+
+An :class:`EngineHost` loads the models, builds the engine, attaches the recorder, restores the state
+file, starts the scheduler, the state writer and the OSC server, and keeps the ring full from a worker
+thread. ``latentd run`` runs it in a child process (:func:`child_main`) writing into shared memory, so
+the JACK process holds only the real-time callback: decoding beside the callback costs xruns at small
+periods (the GIL), in another process none. With ``audio.engine_process = false`` it runs as a thread
+of the JACK process instead.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from latentd.config import Config
+from latentd.control.osc import OscServer, make_status_provider
+from latentd.control.scheduler import ScheduleHandle, start_scheduler
+from latentd.diffusion.piece_pools import PiecePools
+from latentd.engine.engine import Engine
+from latentd.engine.ring import BlockRing
+from latentd.installation.piece import load_installation
+from latentd.recording.recorder import Recorder, attach_recorder
+from latentd.runtime.process import configure_process, freeze_heap
+from latentd.runtime.state import StateWriter, restore_state, state_path
+
+log = structlog.get_logger("latentd.runtime.engine_host")
+
+STATUS_EVERY_S = 5.0
+TICK_S = 0.1
+
+
+class EngineWorker(threading.Thread):
+    """Keeps the block ring full: the only thread that runs the engine (decode, mix, master)."""
+
+    def __init__(self, engine: Engine, ring: BlockRing) -> None:
+        super().__init__(name="latentd-engine", daemon=True)
+        self.engine = engine
+        self.ring = ring
+        self._stop_event = threading.Event()
+        self.error: BaseException | None = None
+        self._period_s = engine.blocksize / engine.samplerate
+
+    def fill(self) -> int:
+        """Write blocks until the ring is full; returns how many were written."""
+        written = 0
+        while self.ring.writable() > 0:
+            self.ring.write(self.engine.next_block())
+            written += 1
+        return written
+
+    def run(self) -> None:
+        try:
+            while not self._stop_event.is_set():
+                if self.fill() == 0:
+                    # Sleep about half a period: short enough to refill in time, long enough to leave the GIL.
+                    self._stop_event.wait(self._period_s / 2)
+        except BaseException as exc:  # the host reports it and the daemon stops cleanly
+            self.error = exc
+            log.exception("engine.failed")
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop_event.set()
+        if self.is_alive():
+            self.join(timeout_s)
+
+
+class EngineHost:
+    """Start in order, stop in reverse: pools, models, engine, recorder, state, scheduler, worker, OSC."""
+
+    def __init__(
+        self, config: Config, ring: BlockRing, *, record: bool, label: str, xruns: Callable[[], int]
+    ) -> None:
+        self.config = config
+        self.ring = ring
+        self.record = record
+        self.label = label
+        self.xruns = xruns
+        self.engine: Engine | None = None
+        self.worker: EngineWorker | None = None
+        self.recorder: Recorder | None = None
+        self.osc: OscServer | None = None
+        self.schedule: ScheduleHandle | None = None
+        self.state: StateWriter | None = None
+        self.pools: PiecePools | None = None
+        self._last_status = time.monotonic()
+
+    def start(self) -> None:
+        """Load everything and pre-fill the ring; raises ConfigError for a bad piece or model."""
+        config = self.config
+        configure_process(config.venue.audio.torch_threads)
+        # Generators start first: their checkpoints load in their own processes while the models load here.
+        self.pools = PiecePools.start(config, log)
+        engine = self.engine = Engine(load_installation(config))
+        ring = self.ring
+        # Attached before the first block: recordings and the command log count from block 0 (replay).
+        recorder = self.recorder = attach_recorder(
+            engine, config, self.label, stats=lambda: {"xruns": self.xruns(), "underruns": ring.underruns}
+        )
+        if self.record and not recorder.recording:
+            recorder.request_start(self.label)
+        # Before the first block: resume where the state file says, then let the clock decide whether the
+        # venue is open (a closed venue starts silent).
+        restore_state(engine, state_path(config), log)
+        self.schedule = start_scheduler(engine, config, log)
+        self.state = StateWriter(engine, state_path(config), config.venue.schedule.state_every_s, log).start()
+        self.worker = EngineWorker(engine, ring)
+        self.worker.fill()  # pre-fill before the JACK client is activated: the first callbacks find audio
+        freeze_heap()
+        self.worker.start()
+        if config.venue.osc.enabled:
+            self.osc = OscServer(
+                engine,
+                config.venue.osc,
+                make_status_provider(engine, xruns=self.xruns, recording=lambda: recorder.recording),
+                log,
+            )
+            self.osc.start()
+
+    @property
+    def error(self) -> BaseException | None:
+        """The exception that stopped the engine worker, if any."""
+        return self.worker.error if self.worker is not None else None
+
+    def tick(self) -> None:
+        """Housekeeping from a main loop, every ~100 ms: schedule checks and a status line."""
+        if self.schedule is not None:
+            self.schedule.poll()
+        if self.pools is not None:
+            self.pools.check()
+        now = time.monotonic()
+        if self.engine is not None and now - self._last_status >= STATUS_EVERY_S:
+            self._last_status = now
+            st: dict[str, Any] = self.engine.status()
+            log.info(
+                "engine.status",
+                section=st["section"],
+                seconds=round(float(st["seconds"]), 1),
+                open=st.get("open"),
+                limiter_db=round(float(st["limiter_db"]), 1),
+                refused_commands=st["refused_commands"],
+                recording=self.recorder.recording if self.recorder else False,
+            )
+
+    def stop(self) -> None:
+        """Stop in reverse order; safe after a partial start."""
+        if self.schedule is not None:
+            self.schedule.stop()
+        if self.osc is not None:
+            self.osc.stop()
+        if self.worker is not None:
+            self.worker.stop()
+        if self.recorder is not None:
+            self.recorder.close()
+        if self.state is not None:
+            self.state.stop()
+        if self.pools is not None:
+            self.pools.stop()

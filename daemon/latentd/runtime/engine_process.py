@@ -1,0 +1,145 @@
+"""The engine process: the engine host in a child process, filling a shared-memory ring.
+
+Both sides live here: :class:`EngineProcess` in the JACK process starts the child and watches it;
+:func:`child_main` runs in the child. The child loads torch and the models; the JACK process never does,
+so its real-time callback never waits for a GIL that a decoder holds. The ring's header carries the
+handshake (``STATE``), the stop request (``STOP``), the xrun count for the recording's session file
+(``XRUNS``) and the child's exit status.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+import structlog
+
+from latentd.config import Config, ConfigError
+from latentd.engine.shared_ring import (
+    DONE,
+    EXIT_CODE,
+    FAILED,
+    READY,
+    STARTING,
+    STATE,
+    STOP,
+    XRUNS,
+    SharedBlockRing,
+)
+from latentd.runtime.process import thaw_heap
+
+log = structlog.get_logger("latentd.runtime.engine_process")
+
+TICK_S = 0.1
+
+
+class EngineProcess:
+    """The engine host in a child process, writing into a shared-memory ring (see engine_host)."""
+
+    def __init__(self, config: Config, ring: SharedBlockRing, *, record: bool, label: str) -> None:
+        # "spawn": a fresh interpreter; this process never loads torch, so it never forks its threads.
+        context = multiprocessing.get_context("spawn")
+        self.ring = ring
+        self.process = context.Process(
+            target=child_main,
+            args=(
+                str(config.venue_path),
+                ring.name,
+                ring.n_blocks,
+                ring.blocksize,
+                ring.n_channels,
+                record,
+                label,
+            ),
+            name="latentd-engine",
+            daemon=False,
+        )
+
+    def start(self, timeout_s: float = 600.0) -> int:
+        """Start and wait until the ring is pre-filled; returns 0, or the child's exit status."""
+        self.process.start()
+        deadline = time.monotonic() + timeout_s
+        while self.ring.header[STATE] == STARTING:
+            if not self.process.is_alive() or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        if self.ring.header[STATE] == READY:
+            return 0
+        self.process.join(5.0)
+        code = self.process.exitcode
+        return code if code else 1
+
+    @property
+    def error(self) -> bool:
+        """True when the engine process stopped on its own (it logged why)."""
+        return not self.process.is_alive()
+
+    @property
+    def exit_code(self) -> int:
+        code = self.process.exitcode
+        return int(code) if code else 1
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """Ask the child to stop (it finishes recordings and the state file), then make sure it did."""
+        self.ring.header[STOP] = 1
+        self.process.join(timeout_s)
+        if self.process.is_alive():
+            log.error("engine_process.stop_timeout", timeout_s=timeout_s)
+            self.process.kill()
+            self.process.join(5.0)
+
+
+def child_main(config_path: str, ring_name: str, n_blocks: int, blocksize: int, n_channels: int,
+               record: bool, label: str) -> None:  # fmt: skip
+    """The engine process: fill the shared ring until the JACK process asks it to stop (or dies)."""
+    from latentd.config import load_config
+    from latentd.runtime.engine_host import EngineHost  # torch is loaded here, in the engine process only
+    from latentd.runtime.logs import setup_logging
+
+    # The JACK process coordinates the stop; a Ctrl-C on the terminal reaches both processes.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stop = threading.Event()
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    parent = os.getppid()
+    ring = SharedBlockRing(n_blocks, blocksize, n_channels, name=ring_name)
+    code = 0
+    host = None
+    try:
+        config = load_config(Path(config_path))
+        setup_logging(config.venue.logging.level, config.venue.logging.format)
+        host = EngineHost(config, ring, record=record, label=label, xruns=lambda: int(ring.header[XRUNS]))
+        try:
+            host.start()
+        except ConfigError as exc:
+            sys.stderr.write(f"{exc}\n")
+            code = 2
+            return
+        ring.header[STATE] = READY
+        while not stop.is_set() and not ring.header[STOP] and os.getppid() == parent:
+            stop.wait(TICK_S)
+            host.tick()
+            if host.error is not None:
+                code = 1
+                break
+    except BaseException:
+        log.exception("engine_process.failed")
+        code = 1
+    finally:
+        if host is not None:
+            host.stop()
+        ring.header[EXIT_CODE] = code
+        ring.header[STATE] = FAILED if code else DONE
+        ring.close()
+        thaw_heap()
+        sys.stdout.flush()
+        os._exit(code)  # no interpreter teardown of torch's threads in a child
