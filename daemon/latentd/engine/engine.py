@@ -23,6 +23,7 @@ from latentd.engine import commands as c
 from latentd.engine.decode import ModelGroup
 from latentd.engine.mix import DcBlocker, Limiter, Ramp, Trims
 from latentd.engine.programme import Programme, SectionPlan
+from latentd.engine.snapshot import CommandLogView, EngineSnapshot, VoiceState, frozen_mapping
 from latentd.engine.voice import GLIDE_S, SWAP_CROSSFADE_S, Routing, Voice, voice_seed
 from latentd.installation.errors import ModelError
 from latentd.installation.layout import Layout, make_layout
@@ -226,6 +227,7 @@ class Engine:
             self.programme.morph_handover = int(MORPH_HANDOVER_S * self.samplerate)
             for group in self.groups:
                 group.shape_latents = self._morph_latents
+        self.snapshot: EngineSnapshot = self._make_snapshot()
 
     # ------------------------------------------------------------------ construction
     def _build(self, inst: Installation) -> None:
@@ -689,6 +691,7 @@ class Engine:
         for on_block in self.block_listeners:
             on_block(self.counters.blocks, block)
         self.counters.blocks += 1
+        self.snapshot = self._make_snapshot()
         return block
 
     def _ramp(self, n: int) -> np.ndarray:
@@ -786,30 +789,54 @@ class Engine:
         """Whether the venue is open (fading in or playing) rather than closed (fading out or silent)."""
         return bool(self._fade_in.target >= 0.5)
 
-    def status(self) -> dict[str, object]:
-        """A snapshot for status lines and ``/status``."""
-        return {
-            "block": self.counters.blocks,
-            "seconds": self.counters.blocks * self.blocksize / self.samplerate,
-            "section": self.programme.current.name,
-            "hold": self.programme.hold,
-            "open": self.is_open,
-            "voices": {
-                name: {
-                    "gain": float(v.gain.target),
-                    "muted": bool(v.mute.target == 0.0),
-                    "frozen": v.frozen,
-                    "seed": v.seed,
-                    "faults": v.faults,
-                    "model": self.voice_models[name],
-                    "loading": self.swaps_loading.get(name),
+    def _make_snapshot(self) -> EngineSnapshot:
+        """The engine's state now, as an immutable value for other threads (the engine thread only)."""
+        p = self.programme
+        counters = self.counters
+        return EngineSnapshot(
+            block=counters.blocks,
+            seconds=counters.blocks * self.blocksize / self.samplerate,
+            piece=self.installation.config.piece.name,
+            sections=tuple(p.names()),
+            section=p.current.name,
+            step=p.step,
+            section_index=p.index,
+            position_s=p.position / self.samplerate,
+            hold=p.hold,
+            open=self.is_open,
+            voices=frozen_mapping(
+                {
+                    name: VoiceState(
+                        seed=v.seed,
+                        gain=float(v.gain.target),
+                        muted=bool(v.mute.target == 0.0),
+                        frozen=v.frozen,
+                        faults=v.faults,
+                        model=self.voice_models[name],
+                        loading=self.swaps_loading.get(name),
+                        latent_size=v.latent_size,
+                        latent_rate_hz=v.latent_rate_hz,
+                    )
+                    for name, v in self.voices.items()
                 }
-                for name, v in self.voices.items()
-            },
-            "master_gain": float(self.master_gain.target),
-            "limiter_db": self.limiter.reduction_db,
-            "refused_commands": self.counters.refused_commands,
-            "nonfinite_blocks": self.counters.nonfinite_blocks,
-            "swaps": self.counters.swaps,
-            "swap_failures": self.counters.swap_failures,
-        }
+            ),
+            master_gain=float(self.master_gain.target),
+            limiter_db=self.limiter.reduction_db,
+            peaks=tuple(counters.peaks),
+            counters=frozen_mapping(
+                {
+                    "blocks": counters.blocks,
+                    "decode_calls": counters.decode_calls,
+                    "nonfinite_blocks": counters.nonfinite_blocks,
+                    "voice_faults": counters.voice_faults,
+                    "refused_commands": counters.refused_commands,
+                    "swaps": counters.swaps,
+                    "swap_failures": counters.swap_failures,
+                }
+            ),
+            command_log=CommandLogView(self.command_log, len(self.command_log)),
+        )
+
+    def status(self) -> dict[str, object]:
+        """A snapshot for status lines and ``/status`` (engine thread; other threads read ``snapshot``)."""
+        return self._make_snapshot().status()

@@ -1,0 +1,138 @@
+"""The engine's read door: an immutable snapshot, published by the engine thread after every block.
+
+Other threads (OSC, scheduler, state writer, recorder, status lines) read ``engine.snapshot`` and nothing
+else of the engine: replacing one reference is atomic, and a snapshot never changes once published, so
+its fields always belong together (the section with its position, a seed with its voice).
+See docs/ARCHITECTURE.md, "Control and reads".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from latentd.engine import commands as c
+
+
+@dataclass(frozen=True)
+class VoiceState:
+    """One voice as the engine last left it."""
+
+    seed: int
+    gain: float
+    muted: bool
+    frozen: bool
+    faults: int
+    model: str
+    loading: str | None
+    latent_size: int
+    latent_rate_hz: float
+
+
+@dataclass(frozen=True)
+class CommandLogView(Sequence[tuple[int, c.Command]]):
+    """The first ``length`` entries of the engine's command log, as they were when published.
+
+    The log is only ever appended to (by the engine thread), so a prefix never changes: readers get a
+    stable view without copying the log.
+    """
+
+    entries: list[tuple[int, c.Command]]
+    length: int
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return self.entries[: self.length][index]
+        if not -self.length <= index < self.length:
+            raise IndexError(index)
+        return self.entries[index % self.length]
+
+    def __iter__(self) -> Iterator[tuple[int, c.Command]]:
+        for i in range(self.length):
+            yield self.entries[i]
+
+
+@dataclass(frozen=True)
+class EngineSnapshot:
+    """What the engine publishes for other threads; see the module docstring.
+
+    Attributes:
+        block: blocks rendered so far (the block the next command lands at).
+        seconds: ``block`` in seconds.
+        piece: the piece's name.
+        sections: the programme's section names, in order.
+        section: the current section's name.
+        step: programme transitions since the piece's start.
+        section_index: index of ``section`` in ``sections``.
+        position_s: seconds into the current section.
+        hold: whether the current section is held.
+        open: whether the venue is open (fading in or playing) rather than closed.
+        voices: every voice by name.
+        master_gain: the master gain the engine is heading for.
+        limiter_db: the limiter's current gain reduction.
+        peaks: the largest absolute sample per speaker since start.
+        counters: blocks, decode calls, refusals, faults and swaps.
+        overrides: the operator overrides in effect, oldest change first.
+        command_log: every command applied so far, with its block.
+    """
+
+    block: int
+    seconds: float
+    piece: str
+    sections: tuple[str, ...]
+    section: str
+    step: int
+    section_index: int
+    position_s: float
+    hold: bool
+    open: bool
+    voices: Mapping[str, VoiceState]
+    master_gain: float
+    limiter_db: float
+    peaks: tuple[float, ...]
+    counters: Mapping[str, int]
+    overrides: tuple[c.Command, ...] = ()
+    command_log: CommandLogView = field(default_factory=lambda: CommandLogView([], 0))
+
+    def seed_of(self, voice: str) -> int | None:
+        """The voice's current seed, None for an unknown voice."""
+        state = self.voices.get(voice)
+        return None if state is None else state.seed
+
+    def status(self) -> dict[str, object]:
+        """A JSON-ready dict for status lines and ``/status``."""
+        return {
+            "block": self.block,
+            "seconds": self.seconds,
+            "section": self.section,
+            "hold": self.hold,
+            "open": self.open,
+            "voices": {
+                name: {
+                    "gain": v.gain,
+                    "muted": v.muted,
+                    "frozen": v.frozen,
+                    "seed": v.seed,
+                    "faults": v.faults,
+                    "model": v.model,
+                    "loading": v.loading,
+                }
+                for name, v in self.voices.items()
+            },
+            "master_gain": self.master_gain,
+            "limiter_db": self.limiter_db,
+            "refused_commands": self.counters.get("refused_commands", 0),
+            "nonfinite_blocks": self.counters.get("nonfinite_blocks", 0),
+            "swaps": self.counters.get("swaps", 0),
+            "swap_failures": self.counters.get("swap_failures", 0),
+        }
+
+
+def frozen_mapping(data: dict[str, Any]) -> Mapping[str, Any]:
+    """A read-only view of a dict that nobody else holds."""
+    return MappingProxyType(data)
