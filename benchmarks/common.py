@@ -16,9 +16,8 @@ import numpy as np
 
 from latentd.config import load_config
 from latentd.engine.engine import Engine
-from latentd.installation.piece import load_installation
 from latentd.modelkit.builder import SynthSpec, cached_model
-from latentd.runtime.process import configure_process
+from latentd.offline.build import build_engine
 from tests.pieces import write_piece
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,9 +100,7 @@ def make_engine(
         },
         output={"dc_block_hz": 5.0, "ceiling_db": -1.0},
     )
-    config = load_config(config_path)
-    configure_process(threads)
-    return Engine(load_installation(config), fade_in_s=0.0)
+    return build_engine(load_config(config_path), fade_in_s=0.0)
 
 
 def run_blocks(engine: Engine, seconds: float) -> float:

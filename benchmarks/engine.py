@@ -50,7 +50,6 @@ from benchmarks.common import (
     write_result,
 )
 from latentd.engine.engine import Engine
-from latentd.runtime.process import configure_process
 
 REALTIME_GOAL = (
     1.5  # a voice count "is sustained" when the engine runs at least this much faster than real time
@@ -266,7 +265,6 @@ def bench_batching(work: _Workdir, sizes: Sizes) -> Outcome:
     notes: list[str] = []
     data, rows = [], []
     threads = sizes.threads[0]
-    configure_process(threads)
     for model in _models(notes):
         engine = make_engine(work.new(), [model], [max(sizes.batch_sizes)], threads=threads)
         loaded = engine.installation.models["m0"]
@@ -328,12 +326,11 @@ def bench_blocksize(work: _Workdir, sizes: Sizes) -> Outcome:
 def bench_memory(work: _Workdir, sizes: Sizes) -> Outcome:
     """RSS after start and while the demo renders offline; growth per hour from the second half's slope."""
     from latentd.config import load_config
-    from latentd.installation.piece import load_installation
+    from latentd.offline.build import build_engine
 
     ensure_demo_models()
     config = load_config(DEMO_CONFIG)
-    configure_process(config.venue.audio.torch_threads)
-    engine = Engine(load_installation(config))
+    engine = build_engine(config)
     ring_blocks = config.venue.jack.ring_blocks
     for _ in range(ring_blocks):  # what `latentd run` does before JACK starts
         engine.next_block()

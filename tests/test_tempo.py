@@ -7,7 +7,7 @@ import argparse
 import numpy as np
 import pytest
 
-from latentd.cli.unravel import add_commands
+from latentd.cli.tempo import add_commands
 from latentd.tempo import bpm, nearest_k, tempo_table
 from tests.sources.helpers import make
 

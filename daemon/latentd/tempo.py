@@ -9,8 +9,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-#: Default number of rows of the tempo table.
+#: Default number of rows of the tempo table (``latentd tempo``).
 TABLE_K_MAX = 32
+#: Rows of the short table shown with a model's contract (``latentd models inspect``).
+INFO_K_MAX = 16
 
 
 def _rate(sr: float, ratio: int) -> float:

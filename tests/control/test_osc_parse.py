@@ -9,8 +9,10 @@ import pytest
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from latentd.control.osc_map import ROUTES, routes_markdown
+from latentd.control.osc_map import ROUTES, Arg, StatusRequest, routes_markdown
 from latentd.control.osc_parse import OscParseError, encode_message, parse_message, parse_packet
+from latentd.engine import commands as c
+from latentd.engine.commands import COMMANDS
 
 DOCS = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -75,3 +77,21 @@ def test_docs_table_is_the_route_table():
     text = DOCS.read_text()
     assert routes_markdown() in text, "README.md's OSC table is out of date: paste routes_markdown() into it"
     assert all(f"`{r.template}`" in text for r in ROUTES)
+
+
+# Commands that reach the engine other ways than OSC: the engine logs landed swaps, the state file
+# restores the programme, the schedule opens and closes the venue.
+NOT_FROM_OSC = {c.ModelSwapped, c.RestoreProgramme, c.SetOpen}
+
+
+def _sample(arg: Arg) -> object:
+    return {"float": 0.0, "int": 0, "bool": True, "name": "x", "label": "x"}[arg.kind]
+
+
+def test_every_command_of_the_table_has_a_route_or_a_reason_not_to():
+    built = set()
+    for route in ROUTES:
+        names = {p[1:-1]: "x" for p in route.parts if p.startswith("<")}
+        built.add(type(route.build(names, [_sample(a) for a in route.args])))
+    built.discard(StatusRequest)
+    assert set(COMMANDS.values()) == built | NOT_FROM_OSC, "a command without an OSC route (or one too many)"

@@ -78,6 +78,7 @@ def test_pool_keeps_the_newest_items_and_they_are_reproducible(tiny_checkpoint: 
     items = pool.items()
     assert 1 <= len(items) <= 2
     assert not list(folder.glob("*.part"))  # stopping mid-item leaves no partial file
+    assert not list(folder.glob(".*.tmp"))
     indices = [int(path.name[5:13]) for path in items]
     assert indices[-1] >= 3 and indices == list(range(indices[0], indices[0] + len(items)))
     model = load_checkpoint(tiny_checkpoint, architecture=TINY)
@@ -117,3 +118,21 @@ def test_unusable_checkpoint_is_reported(tmp_path: Path) -> None:
 def test_bad_settings_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"max_items must be >= 1, got 0; steps must be >= 1, got 0"):
         PoolSettings(checkpoint=tmp_path / "x.pt", folder=tmp_path, max_items=0, steps=0)
+
+
+def test_settings_from_a_pools_table_take_its_values_and_its_limits(tmp_path: Path) -> None:
+    from latentd.config.piece import PoolConfig
+
+    table = PoolConfig(checkpoint="c.pt", max_items=3, steps=7, temperature=0.5, slerp_t=0.25)
+    made = PoolSettings.from_config(table, checkpoint=tmp_path / "c.pt", folder=tmp_path, seed=9)
+    assert made == PoolSettings(
+        checkpoint=tmp_path / "c.pt",
+        folder=tmp_path,
+        seed=9,
+        max_items=3,
+        steps=7,
+        temperature=0.5,
+        slerp_t=0.25,
+    )
+    with pytest.raises(ValueError, match=r"steps must be <= 1000, got 5000"):
+        PoolSettings(checkpoint=tmp_path / "c.pt", folder=tmp_path, steps=5000)

@@ -91,7 +91,7 @@ def test_unknown_or_refused_attribute_commands_are_refused_with_reasons(tmp_path
 
 
 def test_osc_attribute_route_builds_the_command():
-    mapped = map_message(OscMessage("/voice/v/attr/temperature", "f", (0.5,)), lambda name: 0)
+    mapped = map_message(OscMessage("/voice/v/attr/temperature", "f", (0.5,)))
     assert mapped == c.SetModelAttribute("v", "temperature", 0.5)
 
 

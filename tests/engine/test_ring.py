@@ -183,3 +183,17 @@ def test_read_into_allocates_nothing_that_grows() -> None:
     # 30,000 calls: any per-call leak of even one small object would show as hundreds of kilobytes.
     assert growth < 2048, f"ring calls grew memory by {growth} bytes over 30,000 calls"
     assert ring.underruns > 0
+
+
+def test_a_tagged_ring_hands_whole_blocks_with_their_tags_to_peek() -> None:
+    ring = BlockRing(2, 4, 2, tagged=True)
+    assert ring.write(block(1.0), tag=41) and ring.write(block(2.0), tag=43)
+    assert not ring.write(block(3.0), tag=44)  # full: refused, the stored tags are kept
+    tag, view = ring.peek()
+    assert tag == 41 and view.shape == (2, 4)
+    np.testing.assert_array_equal(view, block(1.0))
+    ring.advance()
+    assert ring.peek()[0] == 43 and ring.readable() == 1
+    ring.advance()
+    assert ring.readable() == 0 and ring.writable() == 2
+    assert BlockRing(2, 4, 2).write(block(1.0), tag=5)  # an untagged ring ignores tags

@@ -173,3 +173,15 @@ def test_make_layout_refuses_bad_requests(name, speakers, message):
 def test_layout_cannot_be_empty():
     with pytest.raises(ValueError, match="at least one speaker"):
         Layout("custom", ())
+
+
+def test_a_custom_layout_is_built_the_same_from_config_tables_and_from_speakers():
+    from latentd.config.venue import SpeakerConfig
+
+    tables = [
+        SpeakerConfig(name="a", azimuth_deg=30.0, port="system:playback_1"),
+        SpeakerConfig(name="b", azimuth_deg=-30.0),
+    ]
+    speakers = [Speaker("a", 30.0, "system:playback_1"), Speaker("b", -30.0)]
+    assert make_layout("custom", tables) == make_layout("custom", speakers)
+    assert make_layout("custom", tables).speakers == tuple(speakers)

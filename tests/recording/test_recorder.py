@@ -212,3 +212,23 @@ def test_session_folder_is_made_even_when_the_recordings_folder_is_new(tmp_path,
     recorder.close()
     assert recorder.sessions[0].parent == (tmp_path / "deep" / "rec").resolve()
     shutil.rmtree(tmp_path / "deep")
+
+
+def test_commands_applied_just_before_the_start_are_in_the_log_and_the_seeds(tmp_path, drone):
+    engine, recorder = start(piece(tmp_path, drone))
+    play(engine, 5)
+    engine.submit(c.SetVoiceGain("n", 0.5))
+    play(engine, 5)
+    engine.submit(c.ReseedVoice("w", 1234))  # the same block as the start, applied before it
+    engine.submit(c.StartRecording())
+    play(engine, 10)
+    assert recorder.wait_idle()
+    folder, session = session_of(recorder)
+    log = [json.loads(line) for line in (folder / "commands.jsonl").read_text().splitlines()]
+    assert [(entry["block"], entry["cmd"]) for entry in log] == [
+        (5, "voice.gain"),
+        (10, "voice.seed"),
+        (10, "record.start"),
+    ]
+    assert session["voice_seeds"]["w"] == 1234 and session["start_block"] == 10
+    recorder.close()

@@ -10,10 +10,11 @@ import pytest
 
 from latentd.config import load_config
 from latentd.engine import commands as c
+from latentd.engine.commands import overrides_from_log
 from latentd.engine.engine import Engine
 from latentd.installation.piece import load_installation
 from latentd.modelkit.builder import SynthSpec
-from latentd.runtime.state import StateWriter, overrides_from_log, restore_state, state_path, write_atomic
+from latentd.runtime.state import StateWriter, restore_state, state_path, write_atomic
 from tests.pieces import write_piece
 
 
@@ -141,6 +142,25 @@ def test_overrides_keep_the_latest_value_per_target_since_the_last_reset():
     ]
 
 
+def test_the_engine_publishes_the_overrides_the_log_implies(config_path):
+    engine = engine_for(config_path)
+    for cmd in (
+        c.SetVoiceGain("v", 0.1),
+        c.SetLatentBias("w", 1, 0.7),
+        c.ResetOverrides(),
+        c.SetVoiceGain("v", 0.2),
+        c.SetLatentBias("w", 9, 0.7),  # refused: no dimension 9
+        c.SetMasterGain(0.5),
+        c.SetVoiceGain("v", 0.3),
+        c.NextSection(),
+    ):
+        engine.submit(cmd)
+    play(engine, 0.1)
+    published = engine.snapshot.overrides
+    assert list(published) == overrides_from_log(list(engine.command_log))
+    assert published == (c.SetMasterGain(0.5), c.SetVoiceGain("v", 0.3))
+
+
 def test_atomic_write_replaces_whole_files_and_leaves_no_temp_files(tmp_path):
     path = tmp_path / "deep" / "state.json"
     write_atomic(path, "first")
@@ -156,4 +176,4 @@ def test_writer_thread_writes_and_stops(config_path, tmp_path):
     play(engine, 0.1)
     writer.stop()
     assert json.loads(path.read_text())["programme"]["section"] == engine.programme.current.name
-    assert writer._on_block not in engine.block_listeners
+    assert not engine.block_listeners  # the writer reads the published snapshot: nothing left behind

@@ -264,3 +264,31 @@ def test_the_jack_process_never_loads_torch():
     probe = "import sys, latentd.runtime.supervisor, latentd.cli; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_a_second_signal_forces_a_quick_stop(tmp_path, tone_model, jack_server_factory, daemons):
+    server = jack_server_factory(playback_channels=4)
+    voices = {"v": {"model": "tone", "source": TONE, "bias": TONE_BIAS}}
+    d = Daemon(venue(tmp_path, tone_model, server.name, "lat", "quad", voices), 60)
+    daemons.append(d)
+    d.wait_ports(server.name, "lat", 4)
+    children = subprocess.run(["pgrep", "-P", str(d.proc.pid)], capture_output=True, text=True).stdout.split()
+    assert children, "latentd run should have an engine process"
+    d.proc.send_signal(signal.SIGTERM)
+    d.proc.send_signal(signal.SIGTERM)
+    stopped = time.monotonic()
+    d.finish(timeout_s=30)
+    assert time.monotonic() - stopped < 10.0, "\n".join(d.lines)
+    assert d.proc.returncode in (0, 130), "\n".join(d.lines)
+    deadline = time.monotonic() + 5.0
+    for pid in children:  # the engine process is gone too (stopped, or killed when forced)
+        while _running(int(pid)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _running(int(pid)), f"child {pid} still running"
+
+
+def _running(pid: int) -> bool:
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False

@@ -6,22 +6,19 @@ import argparse
 import sys
 from typing import Any
 
-from latentd.cli.common import EXIT_OK, config_arg, config_errors
-from latentd.runtime.process import configure_process
+from latentd.cli.common import EXIT_INVALID, EXIT_OK, add_parser, config_arg, config_errors
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate both files, load every model, decode one block per voice; print every problem at once."""
     from latentd.config import ConfigError, load_config
     from latentd.diffusion.piece_pools import check_pools
-    from latentd.engine.engine import Engine
-    from latentd.installation.piece import load_installation
+    from latentd.offline.build import build_engine
 
     try:
         config = load_config(args.config)
-        configure_process(config.venue.audio.torch_threads)
-        installation = load_installation(config)
-        engine = Engine(installation, fade_in_s=0.0, live_loads=False)
+        engine = build_engine(config, fade_in_s=0.0, live_loads=False)
+        installation = engine.installation
         for group in engine.groups:
             group.fill(engine.blocksize)
             if group.faulted_rows:
@@ -40,7 +37,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     layout = installation.layout
     print(
         f"ok: {args.config}: piece {config.piece.name!r}, {len(installation.models)} model(s), "
-        f"{len(engine.voices)} voice(s), {len(config.piece.sections)} section(s), "
+        f"{len(engine.snapshot.voices)} voice(s), {len(config.piece.sections)} section(s), "
         f"layout {layout.name} ({layout.n_channels} ch) at {engine.samplerate} Hz"
     )
     for name, model in installation.models.items():
@@ -55,9 +52,20 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    """Print the effective configuration (defaults filled in, paths resolved)."""
+    """Print the effective configuration (defaults filled in, paths resolved), or the key reference."""
     from latentd.config import ConfigError, load_config, print_effective
 
+    if args.reference:
+        from latentd.config.reference import reference_markdown
+
+        sys.stdout.write(reference_markdown())
+        return EXIT_OK
+    if args.config is None:
+        sys.stderr.write(
+            "latentd config: error: give -c/--config FILE (the venue config to print), "
+            "or --reference for the reference of every key\n"
+        )
+        return EXIT_INVALID
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -68,10 +76,17 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any) -> None:
     """Add ``check`` and ``config``."""
-    p = sub.add_parser("check", help="validate the config and piece, load models, decode one block per voice")
+    p = add_parser(
+        sub, "check", help="validate the config and piece, load models, decode one block per voice"
+    )
     config_arg(p)
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("config", help="print the effective configuration")
-    config_arg(p)
+    p = add_parser(sub, "config", help="print the effective configuration, or with --reference every key")
+    config_arg(p, required=False, help="venue config (configs/*.toml); required unless --reference")
+    p.add_argument(
+        "--reference",
+        action="store_true",
+        help="print the reference of every configuration key (Markdown, as docs/configuration.md)",
+    )
     p.set_defaults(func=cmd_config)

@@ -1,4 +1,8 @@
-"""Operator tools: ``latentd send /address args...`` and ``latentd status`` (OSC over UDP)."""
+"""Operator tools: ``latentd send /address args...`` and ``latentd status`` (OSC over UDP).
+
+Where to send: ``--host`` and ``--port``; else, with ``-c/--config``, the venue's ``[osc]`` bind address
+and port (and its ``reply_port``); else 127.0.0.1:9000.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import sys
 import time
 from typing import Any, TextIO
 
+from latentd.cli.common import EXIT_FAIL, EXIT_INVALID, EXIT_OK, add_parser, config_arg, config_errors
 from latentd.control.osc_parse import OscArg, OscMessage, OscParseError, encode_message, parse_packet
 
 DEFAULT_HOST = "127.0.0.1"
@@ -76,17 +81,17 @@ def send(
         sock.sendto(payload, (host, port))
         if wait_s <= 0:
             out.write(f"sent {address} to {host}:{port}\n")
-            return 0
+            return EXIT_OK
         reply = _wait_reply(sock, wait_s, ("/error", "/status"))
     if reply is not None and reply.address == "/error":
         reason = reply.args[1] if len(reply.args) > 1 else reply.args
         sys.stderr.write(f"refused: {address}: {reason!s}\n")
-        return 1
+        return EXIT_FAIL
     if reply is not None:
         out.write(" ".join(str(a) for a in reply.args) + "\n")
-        return 0
+        return EXIT_OK
     out.write(f"sent {address} to {host}:{port} (no error reported within {wait_s:g} s)\n")
-    return 0
+    return EXIT_OK
 
 
 def query_status(host: str, port: int, timeout_s: float, reply_port: int) -> dict[str, Any] | None:
@@ -155,55 +160,98 @@ def format_status(status: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _target(args: argparse.Namespace) -> tuple[str, int, int]:
+    """``(host, port, reply_port)``: the options given, else the venue's ``[osc]`` (``-c``), else defaults.
+
+    Raises:
+        ConfigError: the venue config given with ``-c`` is not valid.
+    """
+    host, port, reply_port = DEFAULT_HOST, DEFAULT_PORT, 0
+    if args.config is not None:
+        from latentd.config import load_config
+
+        osc = load_config(args.config).venue.osc
+        # A server listening on every interface is reached here on loopback.
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(osc.bind, osc.bind)
+        port, reply_port = osc.port, osc.reply_port
+    return (
+        args.host if args.host is not None else host,
+        args.port if args.port is not None else port,
+        args.reply_port if args.reply_port is not None else reply_port,
+    )
+
+
 def cmd_send(args: argparse.Namespace) -> int:
     """``latentd send``."""
+    from latentd.config import ConfigError
+
+    try:
+        host, port, reply_port = _target(args)
+    except ConfigError as exc:
+        return config_errors(exc)
     try:
         values = [parse_arg(a) for a in args.args]
         if not args.address.startswith("/"):
             raise ValueError(f"the address {args.address!r} must start with '/', e.g. /voice/drone/gain")
-        return send(args.host, args.port, args.address, values, args.wait, args.reply_port, sys.stdout)
+        return send(host, port, args.address, values, args.wait, reply_port, sys.stdout)
     except ValueError as exc:
         sys.stderr.write(f"{exc}\n")
-        return 2
+        return EXIT_INVALID
+    except BrokenPipeError:
+        raise
     except OSError as exc:
-        sys.stderr.write(f"cannot send to {args.host}:{args.port}: {exc}\n")
-        return 1
+        sys.stderr.write(f"cannot send to {host}:{port}: {exc}\n")
+        return EXIT_FAIL
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     """``latentd status``."""
+    from latentd.config import ConfigError
+
     try:
-        status = query_status(args.host, args.port, args.timeout, args.reply_port)
+        host, port, reply_port = _target(args)
+    except ConfigError as exc:
+        return config_errors(exc)
+    try:
+        status = query_status(host, port, args.timeout, reply_port)
     except OSError as exc:
-        sys.stderr.write(f"cannot query {args.host}:{args.port}: {exc}\n")
-        return 1
+        sys.stderr.write(f"cannot query {host}:{port}: {exc}\n")
+        return EXIT_FAIL
     if status is None:
         sys.stderr.write(
-            f"no reply from {args.host}:{args.port} within {args.timeout:g} s: is latentd running with "
+            f"no reply from {host}:{port} within {args.timeout:g} s: is latentd running with "
             "[osc] enabled = true on that port, and is this host in its allow list?\n"
         )
-        return 1
+        return EXIT_FAIL
     if "error" in status and len(status) == 1:
         sys.stderr.write(f"{status['error']}\n")
-        return 1
+        return EXIT_FAIL
     sys.stdout.write(json.dumps(status, indent=2) + "\n" if args.json else format_status(status))
-    return 0
+    return EXIT_OK
 
 
 def _target_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", default=DEFAULT_HOST, help=f"host running latentd (default {DEFAULT_HOST})")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"its [osc] port (default {DEFAULT_PORT})")
+    config_arg(p, required=False, help="venue config whose [osc] bind address, port and reply_port to use")
+    p.add_argument(
+        "--host",
+        default=None,
+        help=f"host running latentd (default: the config's [osc] bind, or {DEFAULT_HOST})",
+    )
+    p.add_argument(
+        "--port", type=int, default=None, help=f"its [osc] port (default: the config's, or {DEFAULT_PORT})"
+    )
     p.add_argument(
         "--reply-port",
         type=int,
-        default=0,
-        help="local port to receive replies on ([osc] reply_port); 0 = any",
+        default=None,
+        help="local port to receive replies on ([osc] reply_port; default: the config's, or 0 = any)",
     )
 
 
 def add_commands(sub: Any) -> None:
     """Add ``send`` and ``status`` to the ``latentd`` subcommands."""
-    p = sub.add_parser(
+    p = add_parser(
+        sub,
         "send",
         help="send one OSC message to a running latentd",
         description="Send one OSC message. Arguments: 3 → int, 0.5 → float, other text → string; "
@@ -215,7 +263,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("args", nargs="*", help="arguments (i:3 f:0.5 s:name force a type)")
     p.set_defaults(func=cmd_send)
 
-    p = sub.add_parser("status", help="ask a running latentd for its status over OSC and print it")
+    p = add_parser(sub, "status", help="ask a running latentd for its status over OSC and print it")
     _target_args(p)
     p.add_argument(
         "--timeout", type=float, default=2.0, metavar="SECONDS", help="how long to wait for the reply"

@@ -7,24 +7,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from latentd.cli.common import EXIT_FAIL, EXIT_INVALID, EXIT_OK, config_arg, config_errors
-from latentd.runtime.process import configure_process
+from latentd.cli.common import EXIT_FAIL, EXIT_INVALID, EXIT_OK, add_parser, config_arg, config_errors
 
 
 def cmd_render(args: argparse.Namespace) -> int:
     """Render the piece offline, faster than real time, with the engine used for live playback."""
     from latentd.config import ConfigError, load_config
-    from latentd.engine.engine import Engine
-    from latentd.installation.piece import load_installation
+    from latentd.offline.build import build_engine
     from latentd.offline.render import render
     from latentd.runtime.logs import setup_logging
 
     try:
         config = load_config(args.config)
         setup_logging(config.venue.logging.level, config.venue.logging.format)
-        configure_process(config.venue.audio.torch_threads)
-        installation = load_installation(config, seed=args.seed)
-        engine = Engine(installation, live_loads=False)  # offline: swaps land where asked
+        engine = build_engine(config, seed=args.seed, live_loads=False)  # offline: swaps land where asked
     except ConfigError as exc:
         return config_errors(exc)
     try:
@@ -58,7 +54,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any) -> None:
     """Add ``run`` and ``render``."""
-    p = sub.add_parser("run", help="play the piece live on JACK (the main job)")
+    p = add_parser(sub, "run", help="play the piece live on JACK (the main job)")
     config_arg(p)
     p.add_argument(
         "--duration", type=float, default=None, metavar="SECONDS", help="stop cleanly after this time"
@@ -67,7 +63,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--label", default="", help="added to the recording's file names")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("render", help="render the piece offline into an N-channel file")
+    p = add_parser(sub, "render", help="render the piece offline into an N-channel file")
     config_arg(p)
     p.add_argument("--seconds", type=float, required=True, help="length of the render")
     p.add_argument("--output", "-o", required=True, help="output file (.wav, .w64, .rf64, .flac)")

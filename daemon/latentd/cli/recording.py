@@ -7,9 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-EXIT_OK = 0
-EXIT_FAIL = 1
-EXIT_INVALID = 2
+from latentd.cli.common import EXIT_FAIL, EXIT_INVALID, EXIT_OK, add_parser, config_arg
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
@@ -40,6 +38,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except (ReplayError, ConfigError, ValueError) as exc:
         sys.stderr.write(f"{exc}\n")
         return EXIT_INVALID
+    except OSError as exc:  # the output cannot be written: the session itself was fine
+        sys.stderr.write(f"{exc}\n")
+        return EXIT_FAIL
     for warning in result.warnings:
         sys.stderr.write(f"warning: {warning}\n")
     print(
@@ -51,14 +52,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any) -> None:
     """Add ``recover`` and ``replay`` to the ``latentd`` subcommands (``sub`` from add_subparsers)."""
-    p = sub.add_parser(
-        "recover", help="turn interrupted recordings (a file or a folder) into clean closed files"
+    p = add_parser(
+        sub, "recover", help="turn interrupted recordings (a file or a folder) into clean closed files"
     )
     p.add_argument("target", type=Path, help="a recording (.w64/.wav/.flac) or a folder of sessions")
     p.set_defaults(func=cmd_recover)
 
-    p = sub.add_parser("replay", help="re-render a recorded session offline, sample for sample")
+    p = add_parser(sub, "replay", help="re-render a recorded session offline, sample for sample")
     p.add_argument("session", type=Path, help="the session folder (holding session.json)")
     p.add_argument("--output", "-o", type=Path, required=True, help="output file (.wav, .w64, .flac)")
-    p.add_argument("--config", "-c", type=Path, default=None, help="venue config (default: the recorded one)")
+    config_arg(p, required=False, help="venue config (default: the one the session was recorded with)")
     p.set_defaults(func=cmd_replay)

@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
-from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from zoneinfo import ZoneInfo
 
+from latentd.cli.common import EXIT_OK, add_parser, config_arg, config_errors
 from latentd.config import ConfigError, load_config
 from latentd.control.opening import Event, is_open, next_changes
 from latentd.control.schedule_config import ScheduleConfig
@@ -90,13 +90,12 @@ def _parse_date(text: str) -> dt.date:
 
 
 def run_schedule(args: argparse.Namespace, out: IO[str] | None = None) -> int:
-    """``latentd schedule``: print the timetable; exit status 0, or 2 for a bad config."""
+    """``latentd schedule``: print the timetable; exit code 0, or 2 for a bad config."""
     out = out or sys.stdout
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+        return config_errors(exc)
     schedule = config.venue.schedule
     tz = schedule.tz
     if args.from_date is not None:
@@ -105,19 +104,25 @@ def run_schedule(args: argparse.Namespace, out: IO[str] | None = None) -> int:
         start = dt.datetime.now(tz).replace(second=0, microsecond=0)
     for line in timetable(schedule, start, args.days):
         print(line, file=out)
-    return 0
+    return EXIT_OK
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(sub: Any) -> None:
     """Add ``schedule`` to the ``latentd`` command line."""
-    p = sub.add_parser(
+    p = add_parser(
+        sub,
         "schedule",
         help="print the venue's timetable (local times with UTC offsets)",
         description=__doc__,
     )
-    p.add_argument("--config", type=Path, required=True, help="venue config file")
-    p.add_argument("--days", type=float, default=7.0, help="how many days to show (default 7)")
+    config_arg(p)
+    p.add_argument("--days", type=float, default=7.0, help="how many days to show")
     p.add_argument(
-        "--from", dest="from_date", type=_parse_date, default=None, help="first local date (default: now)"
+        "--from",
+        dest="from_date",
+        type=_parse_date,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="first local date (default: now)",
     )
     p.set_defaults(func=run_schedule)

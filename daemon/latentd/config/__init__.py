@@ -5,9 +5,11 @@ for numbers. :func:`load_config` reads both and reports EVERY problem found in e
 as ``file: key.path = value: what is wrong and what is allowed`` (a :class:`ConfigError` holding
 :class:`Problem` values).
 
-The package: ``schema`` (the models), ``loader`` (reading both files, :class:`Config`), ``checks``
-(references between keys and files), ``explain`` (pydantic's errors as readable problems, "did you
-mean"), ``problems`` (:class:`Problem`, :class:`ConfigError`) and ``toml_out`` (the effective config).
+The package: ``schema`` (every model, defined in ``venue``, ``piece`` and beside the code that uses a
+table, on the building blocks in ``fields``), ``loader`` (reading both files, :class:`Config`),
+``checks`` (references between keys and files), ``explain`` (pydantic's errors as readable problems,
+"did you mean"), ``problems`` (:class:`Problem`, :class:`ConfigError`), ``toml_out`` (the effective
+config) and ``reference`` (every key documented, from the models: ``docs/configuration.md``).
 """
 
 from latentd.config.loader import Config, load_config, print_effective

@@ -16,19 +16,10 @@ from pydantic import (
 )
 
 from latentd.config.explain import _translate
+from latentd.config.piece import CLAMP_ORDER, MATRIX_RAGGED, ROUTINGS, _routing_problem, pool_folder
 from latentd.config.problems import MISSING, Problem
-from latentd.config.schema import (
-    CLAMP_ORDER,
-    MATRIX_RAGGED,
-    ROUTINGS,
-    AudioConfig,
-    SpeakerConfig,
-    _routing_problem,
-    _speakers,
-    _speakers_problem,
-    pool_folder,
-)
 from latentd.config.toml_out import _key
+from latentd.config.venue import AudioConfig, SpeakerConfig, _speakers_problem
 from latentd.installation.layout import PRESETS, Layout, make_layout
 
 
@@ -96,7 +87,7 @@ def _check_venue(raw: dict[str, Any], file: Path, problems: list[Problem]) -> tu
         configs = _partial(_SPEAKER_LIST, audio["speakers"])
         if configs is None:
             return None, downmix
-        speakers = _speakers(configs)
+        speakers = configs
     problem = _speakers_problem(name, speakers)
     if problem:
         problems.append(Problem(file, "audio.speakers", MISSING, problem))

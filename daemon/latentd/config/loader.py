@@ -11,9 +11,10 @@ Relative paths: ``piece`` and ``output.render_dir`` are relative to the venue co
 relative to the piece folder.
 
 Adding a venue section (``[osc]``, ``[recording]``, ``[schedule]``, ...): write a frozen model that
-forbids extra keys and whose fields all have defaults, add it to ``schema.VenueConfig`` with
-``Field(default_factory=...)``, and put any check that needs another section or the layout in
-``checks._check_venue``.
+forbids extra keys and whose fields all have defaults and a description (what the key means, its unit,
+what is allowed), add it to ``venue.VenueConfig`` with ``Field(default_factory=...)``, put any check that
+needs another section or the layout in ``checks._check_venue``, and regenerate ``docs/configuration.md``
+with ``latentd config --reference``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ from latentd.installation.layout import Layout
 
 
 # ----------------------------------------------------------------------------------- the loaded config
+def piece_file_in(piece_dir: Path) -> Path:
+    """The piece file of a piece folder (the one place its name is joined to a folder)."""
+    return piece_dir / PIECE_FILE
+
+
 @dataclass(frozen=True)
 class Config:
     """The effective configuration: both files validated, with the places they were read from.
@@ -52,7 +58,7 @@ class Config:
     @property
     def piece_file(self) -> Path:
         """Absolute path of ``piece.toml``."""
-        return self.piece_dir / PIECE_FILE
+        return piece_file_in(self.piece_dir)
 
     @property
     def render_dir(self) -> Path:
@@ -108,7 +114,7 @@ def load_config(path: Path | str) -> Config:
         layout, downmix = _check_venue(venue_raw, venue_file, problems)
         piece_dir = _find_piece(venue_raw, venue_file, problems)
     if piece_dir is not None:
-        piece_file = piece_dir / PIECE_FILE
+        piece_file = piece_file_in(piece_dir)
         piece_raw = _read_toml(piece_file, problems)
         if piece_raw is not None:
             piece = _validate(PieceConfig, piece_raw, piece_file, problems)
@@ -165,7 +171,7 @@ def _find_piece(venue_raw: dict[str, Any], venue_file: Path, problems: list[Prob
         message = f"no such folder: {_join(venue_file.parent, rel)} (the piece folder, relative to this file)"
         problems.append(Problem(venue_file, "piece", rel, message))
         return None
-    if not (folder / PIECE_FILE).is_file():
+    if not piece_file_in(folder).is_file():
         problems.append(
             Problem(venue_file, "piece", rel, f"the folder {folder.absolute()} has no {PIECE_FILE}")
         )

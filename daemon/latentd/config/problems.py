@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from latentd.config.toml_out import _inline
+from latentd.config.toml_out import toml_value
 
 PIECE_FILE = "piece.toml"
 
@@ -63,7 +63,7 @@ class ConfigError(Exception):
 def _show(value: object, limit: int = 80) -> str:
     """A value as it would be written in TOML, shortened for a message."""
     try:
-        text = _inline(value)
+        text = toml_value(value)
     except TypeError:
         text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

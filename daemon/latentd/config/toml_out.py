@@ -41,7 +41,7 @@ def _emit_table(lines: list[str], path: list[str], table: Mapping[str, Any], hea
         lines.extend(["", header])
     elif path and (plain or not (tables or arrays)):
         lines.extend(["", f"[{'.'.join(path)}]"])
-    lines.extend(f"{_key(k)} = {_inline(v)}" for k, v in plain)
+    lines.extend(f"{_key(k)} = {toml_value(v)}" for k, v in plain)
     for k, v in tables:
         _emit_table(lines, [*path, _key(k)], v, None)
     for k, items in arrays:
@@ -50,7 +50,7 @@ def _emit_table(lines: list[str], path: list[str], table: Mapping[str, Any], hea
             _emit_table(lines, sub, item, f"[[{'.'.join(sub)}]]")
 
 
-def _inline(v: Any) -> str:
+def toml_value(v: Any) -> str:
     """One TOML value on one line."""
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -65,11 +65,13 @@ def _inline(v: Any) -> str:
     if isinstance(v, str | Path):
         return json.dumps(str(v), ensure_ascii=False)
     if isinstance(v, list | tuple):
-        return "[" + ", ".join(_inline(x) for x in v) + "]"
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
     if isinstance(v, Mapping):
         if not v:
             return "{}"
         return (
-            "{ " + ", ".join(f"{_key(str(k))} = {_inline(x)}" for k, x in v.items() if x is not None) + " }"
+            "{ "
+            + ", ".join(f"{_key(str(k))} = {toml_value(x)}" for k, x in v.items() if x is not None)
+            + " }"
         )
     raise TypeError(f"cannot write {type(v).__name__} as TOML")

@@ -23,7 +23,7 @@ import structlog
 from latentd.control.osc_config import OscConfig
 from latentd.control.osc_map import Refusal, StatusRequest, map_message
 from latentd.control.osc_parse import OscParseError, encode_message, parse_packet
-from latentd.engine.commands import Command, ReseedVoice
+from latentd.engine.commands import Command
 from latentd.engine.engine import Engine
 
 Sender = tuple[str, int]
@@ -69,22 +69,24 @@ def make_status_provider(
 ) -> StatusProvider:
     """A ``/status`` provider: the engine's status plus uptime, output peaks, xruns and recording state.
 
+    The provider reads only the engine's published snapshot (it runs in the OSC thread).
+
     Args:
         engine: the running engine.
         xruns: returns the output's xrun/underrun count (None: reported as null).
         recording: returns the recorder's state, JSON-ready (None: reported as null).
     """
     started = time.monotonic()
+    speakers = [s.name for s in engine.layout.speakers]  # fixed by the venue: read once, here
 
     def status() -> dict[str, Any]:
-        snapshot = dict(engine.status())
-        snapshot["uptime_s"] = round(time.monotonic() - started, 3)
-        snapshot["peaks"] = dict(
-            zip([s.name for s in engine.layout.speakers], map(float, engine.counters.peaks), strict=True)
-        )
-        snapshot["xruns"] = xruns() if xruns else None
-        snapshot["recording"] = recording() if recording else None
-        return snapshot
+        snapshot = engine.snapshot
+        reply = dict(snapshot.status())
+        reply["uptime_s"] = round(time.monotonic() - started, 3)
+        reply["peaks"] = dict(zip(speakers, snapshot.peaks, strict=True))
+        reply["xruns"] = xruns() if xruns else None
+        reply["recording"] = recording() if recording else None
+        return reply
 
     return status
 
@@ -127,9 +129,6 @@ class OscServer:
         self._allowed: dict[str, bool] = {}
         self._buckets: dict[str, _Bucket] = {}
         self._limited: set[str] = set()
-        # voice → (engine seed seen, seed we derived): two /reseed in a row before the engine applied the
-        # first must still give two different seeds.
-        self._reseeds: dict[str, tuple[int, int]] = {}
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stop_event = threading.Event()
@@ -225,7 +224,7 @@ class OscServer:
             return self._refuse(exc.address, f"malformed packet: {exc.reason}", host, reply_to)
         planned: list[Command | StatusRequest] = []
         for message in messages:
-            mapped = map_message(message, self._seed_of)
+            mapped = map_message(message)
             if isinstance(mapped, Refusal):
                 reason = mapped.reason
             elif isinstance(mapped, StatusRequest):
@@ -243,8 +242,6 @@ class OscServer:
             if isinstance(item, StatusRequest):
                 replies.append((self._status_reply(), reply_to))
                 continue
-            if isinstance(item, ReseedVoice):
-                self._reseeds[item.voice] = (self.engine.voices[item.voice].seed, item.seed)
             self.engine.submit(item)
             self.log.debug("osc.accepted", sender=host, **item.to_json())
         return replies
@@ -260,14 +257,6 @@ class OscServer:
         except (ValueError, TypeError) as exc:
             text = json.dumps({"error": f"status unavailable: {exc}"})
         return encode_message("/status", [text])
-
-    def _seed_of(self, voice: str) -> int | None:
-        v = self.engine.voices.get(voice)
-        if v is None:
-            return None
-        seen, derived = self._reseeds.get(voice, (None, None))
-        # Until the engine applies our last reseed, derive from the seed we sent, not the stale one.
-        return derived if seen == v.seed and derived is not None else v.seed
 
     def _is_allowed(self, host: str) -> bool:
         allowed = self._allowed.get(host)

@@ -11,6 +11,7 @@ IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def _check_host(value: str) -> str:
+    """An IPv4 or IPv6 address, e.g. 127.0.0.1, 0.0.0.0 or ::1."""
     try:
         ipaddress.ip_address(value)
     except ValueError:
@@ -19,6 +20,7 @@ def _check_host(value: str) -> str:
 
 
 def _check_network(value: str) -> str:
+    """A network in CIDR form, e.g. 192.168.1.0/24 or 10.0.0.7/32."""
     try:
         ipaddress.ip_network(value, strict=True)
     except ValueError as exc:
@@ -31,13 +33,16 @@ def _check_network(value: str) -> str:
 class OscConfig(BaseModel):
     """``[osc]``: the UDP OSC server. Off unless ``enabled``; 127.0.0.1 and ::1 may always send."""
 
-    # The same rules as every other config model (config.schema's _Strict); not imported from there because
-    # the schema imports this module.
+    # The same rules as every other config model (config.fields' Strict); not imported from there because
+    # the config package imports this module.
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
-    enabled: bool = Field(default=False, description="start the OSC server with `latentd run`")
+    enabled: bool = Field(
+        default=False, description="start the OSC server with `latentd run`; false: no OSC control"
+    )
     bind: Annotated[str, AfterValidator(_check_host)] = Field(
-        default="127.0.0.1", description="address to listen on; 0.0.0.0 listens on every interface"
+        default="127.0.0.1",
+        description="address to listen on; 0.0.0.0 listens on every interface (then set `allow`)",
     )
     port: int = Field(default=9000, ge=1, le=65535, description="UDP port to listen on")
     allow: list[Annotated[str, AfterValidator(_check_network)]] = Field(
@@ -45,16 +50,28 @@ class OscConfig(BaseModel):
         description="networks (CIDR) whose hosts may send; this host (127.0.0.1, ::1) is always allowed",
     )
     rate_limit_per_s: float = Field(
-        default=200.0, ge=1.0, le=100000.0, description="packets per second accepted from one sender host"
+        default=200.0,
+        ge=1.0,
+        le=100000.0,
+        description="packets per second accepted from one sender host; more are dropped and counted",
     )
     rate_burst: int = Field(
-        default=200, ge=1, le=100000, description="packets one sender may send at once above the rate"
+        default=200,
+        ge=1,
+        le=100000,
+        description="packets one sender host may send at once before the rate applies",
     )
     max_packet_bytes: int = Field(
-        default=4096, ge=64, le=65507, description="larger packets are dropped unread"
+        default=4096,
+        ge=64,
+        le=65507,
+        description="largest packet read, in bytes; larger ones are dropped unread",
     )
     reply_port: int = Field(
-        default=0, ge=0, le=65535, description="UDP port for replies (/status, /error); 0 = the sender's port"
+        default=0,
+        ge=0,
+        le=65535,
+        description="UDP port on the sender's host for replies (/status, /error); 0 = the port it sent from",
     )
 
     def networks(self) -> list[IpNetwork]:

@@ -19,7 +19,7 @@ from latentd.control.osc_parse import OscArg, OscMessage
 from latentd.engine import commands as c
 from latentd.sources.specs import LATENT_LIMIT
 
-SEED_MAX = 2**32 - 1
+SEED_MAX = c.SEED_MODULUS - 1
 PATTERN_CHARS = "*?[]{}!,#"
 NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 LABEL_RE = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,63}")
@@ -183,8 +183,8 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "/voice/<v>/reseed",
         (),
-        # Replaced in map_message: the new seed derives from the voice's current seed.
-        lambda n, a: c.ReseedVoice(n["v"], 0),
+        # No seed: the engine takes the voice's current seed + 1 and logs the concrete seed.
+        lambda n, a: c.ReseedVoice(n["v"]),
         "restart the source from the current seed + 1 (logged with the concrete seed)",
     ),
     Route(
@@ -303,13 +303,8 @@ def _unknown(address: str) -> str:
     return f"unknown address {address}{hint}"
 
 
-def map_message(message: OscMessage, seed_of: Callable[[str], int | None]) -> Mapped:
-    """The command (or status request) a message asks for, or the reason it is refused.
-
-    Args:
-        message: a strictly parsed message.
-        seed_of: the current seed of a voice by name, None for an unknown voice (for ``/reseed``).
-    """
+def map_message(message: OscMessage) -> Mapped:
+    """The command (or status request) a strictly parsed message asks for, or the reason it is refused."""
     address = message.address
     problem = _address_problem(address)
     if problem:
@@ -334,13 +329,7 @@ def map_message(message: OscMessage, seed_of: Callable[[str], int | None]) -> Ma
                 values.append(arg.convert(value))
             except ValueError as exc:
                 return Refusal(str(exc))
-        built = route.build(names, values)
-        if route.template == "/voice/<v>/reseed":
-            seed = seed_of(names["v"])
-            if seed is None:
-                return Refusal(f"unknown voice {names['v']!r}")
-            built = c.ReseedVoice(names["v"], (seed + 1) % (SEED_MAX + 1))
-        return built
+        return route.build(names, values)
     return Refusal(_unknown(address))
 
 

@@ -63,11 +63,13 @@ def parse_time(text: str) -> int:
 
 
 def _check_range(text: str) -> str:
+    """A range of local times "HH:MM-HH:MM" ("22:00-02:00" runs past midnight; "00:00-24:00" = all day)."""
     parse_range(text)
     return text
 
 
 def _check_timezone(name: str) -> str:
+    """An IANA time zone name, e.g. "Europe/Berlin" or "UTC"."""
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -79,6 +81,7 @@ def _check_timezone(name: str) -> str:
 
 
 def _to_date(value: Any) -> Any:
+    """A TOML date (2026-12-25) or a quoted ISO date ("2026-12-25")."""
     # TOML has date literals (2026-12-25); a quoted ISO date is accepted too.
     if isinstance(value, str):
         try:
@@ -89,6 +92,7 @@ def _to_date(value: Any) -> Any:
 
 
 def _check_reseed(value: str) -> str:
+    """A local time "HH:MM" or "off"."""
     if value != "off":
         parse_time(value)
     return value
@@ -190,27 +194,36 @@ class _Strict(BaseModel):
 class ExceptionDay(_Strict):
     """One dated exception: a closed day (``hours = []``) or special hours for that date."""
 
-    date: Annotated[dt.date, BeforeValidator(_to_date)] = Field(description="the local date (YYYY-MM-DD)")
-    hours: list[HoursRange] = Field(
-        default_factory=list, description="opening ranges that day instead of the weekday's; [] = closed"
+    date: Annotated[dt.date, BeforeValidator(_to_date)] = Field(
+        description="the local date the exception is for (YYYY-MM-DD), once in the list"
     )
-    label: str = Field(default="", max_length=80, description="why (shown in the timetable)")
+    hours: list[HoursRange] = Field(
+        default_factory=list,
+        description='opening ranges that day instead of the weekday\'s, e.g. ["10:00-15:00"]; [] = closed',
+    )
+    label: str = Field(
+        default="", max_length=80, description="why the day differs (shown by `latentd schedule` and logged)"
+    )
 
 
 class RecordingSchedule(_Strict):
     """One scheduled recording."""
 
     start: str = Field(
-        description=f'crontab line in local time ("30 2 * * *" = 02:30 every day) or "{EVERY_OPENING}"'
+        description="when to start: a five-field crontab line in local time (minute hour day-of-month month "
+        f'day-of-week: "30 2 * * *" = 02:30 every day), or "{EVERY_OPENING}" = at each opening'
     )
     duration_s: float | None = Field(
         default=None,
         gt=0.0,
         le=7 * 86400.0,
-        description=f'length in seconds; with "{EVERY_OPENING}" it may be left out: record until closing',
+        description="length of the recording in seconds; required with a crontab start; with "
+        f'"{EVERY_OPENING}" it may be left out: record until closing',
     )
     label: str = Field(
-        default="scheduled", pattern=r"^[A-Za-z0-9_.\-]{1,64}$", description="added to the file name"
+        default="scheduled",
+        pattern=r"^[A-Za-z0-9_.\-]{1,64}$",
+        description="added to the session folder's name (1 to 64 letters, digits, `_`, `-`, `.`)",
     )
 
     @model_validator(mode="after")
@@ -248,11 +261,15 @@ class ScheduleConfig(_Strict):
         "no table at all = open around the clock",
     )
     exceptions: list[ExceptionDay] = Field(
-        default_factory=list, description="dated closed days or special hours"
+        default_factory=list, description="dated closed days or special hours: see [[schedule.exceptions]]"
     )
-    fade_in_s: float = Field(default=5.0, ge=0.0, le=600.0, description="fade in at opening, seconds")
-    fade_out_s: float = Field(default=10.0, ge=0.0, le=600.0, description="fade out at closing, seconds")
-    recordings: list[RecordingSchedule] = Field(default_factory=list, description="scheduled recordings")
+    fade_in_s: float = Field(default=5.0, ge=0.0, le=600.0, description="fade in at opening, in seconds")
+    fade_out_s: float = Field(
+        default=10.0, ge=0.0, le=600.0, description="fade out from closing time on, in seconds"
+    )
+    recordings: list[RecordingSchedule] = Field(
+        default_factory=list, description="scheduled recordings: see [[schedule.recordings]]"
+    )
     reseed_daily: Annotated[str, AfterValidator(_check_reseed)] = Field(
         default="off", description='local time ("04:00") at which every voice gets the day\'s seed, or "off"'
     )
@@ -260,7 +277,8 @@ class ScheduleConfig(_Strict):
         default=10.0,
         ge=1.0,
         le=600.0,
-        description="how often the schedule state is compared with the engine's",
+        description='seconds between checks of "should we be open now?" against the engine\'s state '
+        "(opening follows the clock within this time)",
     )
     state_file: str = Field(
         default="state/latentd-state.json",
@@ -268,7 +286,7 @@ class ScheduleConfig(_Strict):
         description="state file (programme position, seeds, overrides), relative to the venue config",
     )
     state_every_s: float = Field(
-        default=30.0, ge=1.0, le=3600.0, description="how often the state file is written"
+        default=30.0, ge=1.0, le=3600.0, description="seconds between writes of the state file"
     )
 
     @model_validator(mode="after")

@@ -1,12 +1,12 @@
 """The venue schedule in a running daemon: open/close, scheduled recordings and the daily reseed.
 
-Opening is a state derived from the clock, not a pair of one-shot events (DESIGN §9): every
-``check_every_s`` the controller asks "should we be open now?" and submits :class:`SetOpen` when the
-engine says otherwise, so a clock jump or a missed job is corrected at the next check. Recordings are
-spans of real time with a stable identity (their UTC start), so a repeated hour on the fall-back night
-or a backward clock jump never starts one twice; after a restart inside a span, the rest of it is
-recorded. All decisions live in :meth:`ScheduleController.check`, a function of the time it is given;
-APScheduler (3.x, explicit time zone, ``coalesce``, ``max_instances=1``) only calls it.
+Opening is a state derived from the clock, not a pair of one-shot events (docs/ARCHITECTURE.md,
+"Schedule and persistence"): every ``check_every_s`` the controller asks "should we be open now?" and
+submits :class:`SetOpen` when the engine says otherwise, so a clock jump or a missed job is corrected at
+the next check. Recordings are spans of real time with a stable identity (their UTC start), so a repeated
+hour on the fall-back night or a backward clock jump never starts one twice; after a restart inside a
+span, the rest of it is recorded. All decisions live in :meth:`ScheduleController.check`, a function of
+the time it is given; APScheduler (3.x, explicit time zone, ``coalesce``, ``max_instances=1``) only calls it.
 """
 
 from __future__ import annotations
@@ -46,11 +46,13 @@ def day_seed(piece_seed: int, day: dt.date, voice: str) -> int:
 class ScheduleController:
     """Compares the schedule at a given time with the engine's state and submits what differs.
 
-    Thread-safe: :meth:`check` may be called from the scheduler thread and the main loop.
+    Thread-safe: :meth:`check` may be called from the scheduler thread and the main loop. The engine's
+    state is read from its published snapshot only.
     """
 
     def __init__(self, engine: Engine, schedule: ScheduleConfig, *, log: Any = None) -> None:
         self.engine = engine
+        self.piece_seed = engine.installation.seed  # fixed for the run: read once, here
         self.schedule = schedule
         self.log = log if log is not None else structlog.get_logger("latentd.schedule")
         self._lock = threading.Lock()
@@ -79,7 +81,7 @@ class ScheduleController:
 
     def _opening(self, now: dt.datetime, out: list[c.Command]) -> None:
         want = is_open(self.schedule, now)
-        if self.engine.is_open == want:
+        if self.engine.snapshot.open == want:
             self._pending_open = None
             return
         if self._pending_open == want:
@@ -134,8 +136,8 @@ class ScheduleController:
             return  # a backward clock jump never reseeds to an older day
         self._last_reseed = last
         day = last.astimezone(self.schedule.tz).date()
-        for name, voice in self.engine.voices.items():
-            seed = day_seed(self.engine.seed, day, name)
+        for name, voice in self.engine.snapshot.voices.items():
+            seed = day_seed(self.piece_seed, day, name)
             if voice.seed != seed:
                 out.append(c.ReseedVoice(name, seed))
 

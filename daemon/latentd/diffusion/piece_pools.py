@@ -14,20 +14,11 @@ def pool_settings(config: Config) -> dict[str, PoolSettings]:
     piece = config.piece
     settings = {}
     for name, pool in piece.pools.items():
-        settings[name] = PoolSettings(
+        settings[name] = PoolSettings.from_config(
+            pool,
             checkpoint=config.piece_path(pool.checkpoint),
             folder=config.piece_path(pool.folder_for(name)),
-            max_items=pool.max_items,
             seed=piece.seed if pool.seed is None else pool.seed,
-            temperature=pool.temperature,
-            steps=pool.steps,
-            latent_scale=pool.latent_scale,
-            slerp_t=pool.slerp_t,
-            lerp_factor=pool.lerp_factor,
-            interval_s=pool.interval_s,
-            latent_length=pool.latent_length,
-            rave_dims=pool.rave_dims,
-            architecture=dict(pool.architecture) if pool.architecture is not None else None,
         )
     return settings
 

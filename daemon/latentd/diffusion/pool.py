@@ -16,11 +16,15 @@ import multiprocessing.connection
 import os
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pydantic import ValidationError
+
+from latentd.atomic import open_atomic
+from latentd.config.piece import PoolConfig
 
 if TYPE_CHECKING:
     from latentd.diffusion.checkpoint import LatentDiffusion
@@ -70,25 +74,21 @@ class PoolSettings:
     architecture: dict[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.max_items < 1:
-            problems.append(f"max_items must be >= 1, got {self.max_items}")
-        if self.temperature < 0:
-            problems.append(f"temperature must be >= 0, got {self.temperature:g}")
-        if self.steps < 1:
-            problems.append(f"steps must be >= 1, got {self.steps}")
-        if self.slerp_t is not None and not 0.0 <= self.slerp_t <= 1.0:
-            problems.append(f"slerp_t must be in 0..1, got {self.slerp_t:g}")
-        if self.lerp_factor is not None and not 0.0 <= self.lerp_factor <= 1.0:
-            problems.append(f"lerp_factor must be in 0..1, got {self.lerp_factor:g}")
-        if self.interval_s < 0:
-            problems.append(f"interval_s must be >= 0, got {self.interval_s:g}")
+        # The generation fields are checked by the piece's own schema (``[pools.<name>]``), so a pool
+        # built here and one built from piece.toml accept exactly the same values.
+        problems = _config_problems(self)
         if not 0 <= self.niceness <= 19:
             problems.append(f"niceness must be in 0..19, got {self.niceness}")
         if self.torch_threads < 1:
             problems.append(f"torch_threads must be >= 1, got {self.torch_threads}")
         if problems:
             raise ValueError("item pool settings: " + "; ".join(problems))
+
+    @classmethod
+    def from_config(cls, pool: PoolConfig, *, checkpoint: Path, folder: Path, seed: int) -> PoolSettings:
+        """The settings of a ``[pools.<name>]`` table, with its paths resolved and its seed decided."""
+        params = pool.model_dump(exclude={"checkpoint", "folder", "seed"})
+        return cls(checkpoint=checkpoint, folder=folder, seed=seed, **params)
 
     def load(self) -> LatentDiffusion:
         """The diffusion model of these settings (imports torch and the ``diffusion`` extra).
@@ -105,6 +105,30 @@ class PoolSettings:
             rave_dims=self.rave_dims,
             architecture=self.architecture,
         )
+
+
+_BOUNDS = {"greater_than_equal": ">=", "less_than_equal": "<=", "greater_than": ">", "less_than": "<"}
+_BOUND_KEYS = {"greater_than_equal": "ge", "less_than_equal": "le", "greater_than": "gt", "less_than": "lt"}
+
+
+def _config_problems(settings: PoolSettings) -> list[str]:
+    """What ``[pools.<name>]``'s schema refuses in ``settings``, one ``<field> must be ...`` each."""
+    data = {f.name: getattr(settings, f.name) for f in fields(settings) if f.name in PoolConfig.model_fields}
+    data.update(checkpoint=str(settings.checkpoint), folder=str(settings.folder), seed=None)
+    try:
+        PoolConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"])
+            kind = error["type"]
+            if kind in _BOUNDS:
+                bound = error.get("ctx", {})[_BOUND_KEYS[kind]]
+                problems.append(f"{name} must be {_BOUNDS[kind]} {bound:g}, got {error['input']:g}")
+            else:
+                problems.append(f"{name}: {error['msg']}")
+        return problems
+    return []
 
 
 def pool_items(folder: Path) -> list[Path]:
@@ -129,10 +153,9 @@ def next_index(folder: Path) -> int:
 def write_item(folder: Path, index: int, seed: int, z: np.ndarray) -> Path:
     """Write one item atomically (a reader never sees a partial file) and return its path."""
     path = Path(folder) / f"item_{index:08d}_seed{seed}.npy"
-    partial = path.with_name(path.name + ".part")
-    with open(partial, "wb") as handle:
+    # Not synced: items are regenerated after a power cut; readers only need to never see half of one.
+    with open_atomic(path, "wb", durable=False) as handle:
         np.save(handle, z)
-    os.replace(partial, path)
     return path
 
 

@@ -1,40 +1,62 @@
-"""Commands: frozen values that change the engine.
+"""Commands: frozen values that change the engine, each with its checks and its handler.
 
 Control has one door, ``Engine.submit(command)``. OSC handlers, scheduler jobs and the CLI only build
 these values; the engine applies them between blocks and logs each with its block index, so a session is
 a deterministic function of (config, seed, command log).
+
+Each class below is one row of the command table (:data:`COMMANDS`): its name, its override key, its
+float fields (checked for finiteness), its refusal and its handler, all in the class; see
+:mod:`latentd.engine.command_base` for the rules a class must follow.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import structlog
+
+from latentd.engine.command_base import COMMANDS as COMMANDS
+from latentd.engine.command_base import SEED_MODULUS, Command
+from latentd.engine.command_base import Overrides as Overrides
+from latentd.engine.command_base import overrides_from_log as overrides_from_log
+from latentd.installation.errors import ModelError
+
+if TYPE_CHECKING:
+    from latentd.engine.engine import Engine
+    from latentd.engine.voice import Voice
+
+log = structlog.get_logger("latentd.engine")
 
 
-@dataclass(frozen=True)
-class Command:
-    """Base of every command. ``name`` is the stable name used in command logs."""
-
-    name: ClassVar[str] = "command"
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict: ``{"cmd": name, **fields}``."""
-        return {"cmd": self.name, **dataclasses.asdict(self)}
+def _voice(engine: Engine, command: Any) -> Voice:
+    return engine.voices[command.voice]
 
 
+# ------------------------------------------------------------------------------------------ voices
 @dataclass(frozen=True)
 class SetVoiceGain(Command):
     name: ClassVar[str] = "voice.gain"
+    override = ("voice",)
     voice: str
     gain: float
+
+    def apply(self, engine: Engine) -> None:
+        _voice(engine, self).gain.set(self.gain)
 
 
 @dataclass(frozen=True)
 class SetVoiceMute(Command):
     name: ClassVar[str] = "voice.mute"
+    override = ("voice",)
     voice: str
     mute: bool
+
+    def apply(self, engine: Engine) -> None:
+        v = _voice(engine, self)
+        v.mute.set(0.0 if self.mute else 1.0)
+        if not self.mute:
+            v.faults, v.fault_until = 0, -1  # an operator's unmute gives a faulted voice another try
 
 
 @dataclass(frozen=True)
@@ -42,9 +64,13 @@ class SetLatentBias(Command):
     """Add ``value`` to latent dimension ``dim`` of the voice's frames (after the source)."""
 
     name: ClassVar[str] = "voice.bias"
+    override = ("voice", "dim")
     voice: str
     dim: int
     value: float
+
+    def apply(self, engine: Engine) -> None:
+        _voice(engine, self).bias.set_at(self.dim, self.value)
 
 
 @dataclass(frozen=True)
@@ -52,9 +78,13 @@ class SetLatentScale(Command):
     """Multiply latent dimension ``dim`` of the voice's frames by ``value`` (before the bias)."""
 
     name: ClassVar[str] = "voice.scale"
+    override = ("voice", "dim")
     voice: str
     dim: int
     value: float
+
+    def apply(self, engine: Engine) -> None:
+        _voice(engine, self).scale.set_at(self.dim, self.value)
 
 
 @dataclass(frozen=True)
@@ -62,10 +92,18 @@ class SetLatentClamp(Command):
     """Clamp latent dimension ``dim`` to [low, high] (a "control threshold")."""
 
     name: ClassVar[str] = "voice.clamp"
+    override = ("voice", "dim")
     voice: str
     dim: int
     low: float
     high: float
+
+    def refusal(self, engine: Engine) -> str | None:
+        return f"clamp low {self.low} is above high {self.high}" if self.low > self.high else None
+
+    def apply(self, engine: Engine) -> None:
+        v = _voice(engine, self)
+        v.clamp_low[self.dim], v.clamp_high[self.dim] = self.low, self.high
 
 
 @dataclass(frozen=True)
@@ -73,17 +111,37 @@ class FreezeVoice(Command):
     """Hold the voice's current latent frame (``frozen=True``) or let the source run again."""
 
     name: ClassVar[str] = "voice.freeze"
+    override = ("voice",)
     voice: str
     frozen: bool
+
+    def apply(self, engine: Engine) -> None:
+        _voice(engine, self).frozen = self.frozen
 
 
 @dataclass(frozen=True)
 class ReseedVoice(Command):
-    """Restart the voice's source from ``seed``."""
+    """Restart the voice's source from ``seed``; None means the voice's current seed + 1.
+
+    The engine resolves None when it applies the command and logs the concrete seed, so two in a row
+    give two different seeds and a replay restarts from the same ones.
+    """
 
     name: ClassVar[str] = "voice.seed"
+    override = None  # seeds are kept apart from overrides (the daily reseed sets them too)
     voice: str
-    seed: int
+    seed: int | None = None
+
+    def resolve(self, engine: Engine) -> Command:
+        if self.seed is not None:
+            return self
+        return ReseedVoice(self.voice, (_voice(engine, self).seed + 1) % SEED_MODULUS)
+
+    def apply(self, engine: Engine) -> None:
+        assert self.seed is not None  # resolved before it is applied
+        v = _voice(engine, self)
+        v.source.reseed(self.seed)
+        v.seed = self.seed
 
 
 @dataclass(frozen=True)
@@ -91,7 +149,11 @@ class TriggerVoice(Command):
     """Send a trigger to the voice's source (restart, next step, next seed of a bank...)."""
 
     name: ClassVar[str] = "voice.trigger"
+    override = None
     voice: str
+
+    def apply(self, engine: Engine) -> None:
+        _voice(engine, self).source.trigger()
 
 
 @dataclass(frozen=True)
@@ -99,9 +161,22 @@ class SetSourceParam(Command):
     """Set a named parameter of the voice's source."""
 
     name: ClassVar[str] = "voice.param"
+    override = ("voice", "key")
     voice: str
     key: str
     value: float
+
+    def refusal(self, engine: Engine) -> str | None:
+        source = _voice(engine, self).source
+        if self.key not in source.params():
+            return f"unknown source parameter {self.key!r}; allowed: {', '.join(source.params())}"
+        low, high = source.param_range(self.key)
+        if not low <= self.value <= high:
+            return f"parameter {self.key!r} must be in {low:g}..{high:g}, got {self.value:g}"
+        return None
+
+    def apply(self, engine: Engine) -> None:
+        _voice(engine, self).source.set_param(self.key, self.value)
 
 
 @dataclass(frozen=True)
@@ -109,8 +184,15 @@ class SetVoicePan(Command):
     """Pan the voice at ``azimuth_deg`` (0 = front, positive = left)."""
 
     name: ClassVar[str] = "voice.pan"
+    override = ("voice",)
     voice: str
     azimuth_deg: float
+
+    def apply(self, engine: Engine) -> None:
+        routing = _voice(engine, self).routing
+        routing.matrix = None
+        routing.waypoints = None
+        routing.azimuth_deg = self.azimuth_deg
 
 
 @dataclass(frozen=True)
@@ -118,8 +200,15 @@ class SetVoiceRotation(Command):
     """Rotate the voice's pan position at ``deg_per_s`` (0 stops it)."""
 
     name: ClassVar[str] = "voice.rotate"
+    override = ("voice",)
     voice: str
     deg_per_s: float
+
+    def apply(self, engine: Engine) -> None:
+        routing = _voice(engine, self).routing
+        routing.matrix = None
+        routing.waypoints = None
+        routing.rotate_deg_s = self.deg_per_s
 
 
 @dataclass(frozen=True)
@@ -127,9 +216,22 @@ class SetConditioning(Command):
     """Set a conditioning input (an extra decode input, e.g. pitch class) of the voice to a constant."""
 
     name: ClassVar[str] = "voice.cond"
+    override = ("voice", "input")
     voice: str
     input: str
     value: float
+
+    def refusal(self, engine: Engine) -> str | None:
+        names = _voice(engine, self).conditioning_names
+        if self.input not in names:
+            return f"unknown conditioning input {self.input!r}; allowed: {', '.join(names) or 'none'}"
+        return None
+
+    def apply(self, engine: Engine) -> None:
+        v = _voice(engine, self)
+        index = v.conditioning_names.index(self.input)
+        v.cond.set_at(index, self.value)
+        v.cond_overridden.add(index)
 
 
 @dataclass(frozen=True)
@@ -140,9 +242,28 @@ class SetModelAttribute(Command):
     """
 
     name: ClassVar[str] = "voice.attr"
+    override = None
     voice: str
     attribute: str
     value: float
+
+    def refusal(self, engine: Engine) -> str | None:
+        attributes = engine.group_of(self.voice).model.info.attributes
+        if self.attribute not in attributes:
+            allowed = ", ".join(attributes) or "none (the model declares no attributes)"
+            return f"model of voice {self.voice!r} has no attribute {self.attribute!r}; attributes: {allowed}"
+        return None
+
+    def apply(self, engine: Engine) -> None:
+        v = _voice(engine, self)
+        group = engine.group_of(self.voice)
+        try:
+            group.model.set_attribute(self.attribute, self.value)
+        except ModelError as exc:
+            raise ValueError(str(exc)) from exc
+        others = [u.name for u in group.voices if u is not v]
+        if others:
+            log.info("model.attribute_shared", model=group.name, attribute=self.attribute, voices=others)
 
 
 @dataclass(frozen=True)
@@ -150,8 +271,15 @@ class SwapModel(Command):
     """Load ``model`` (one of the piece's models) in the background and crossfade the voice to it."""
 
     name: ClassVar[str] = "voice.model"
+    override = None
     voice: str
     model: str
+
+    def refusal(self, engine: Engine) -> str | None:
+        return engine.swaps.refusal(self.voice, self.model, landing=False)
+
+    def apply(self, engine: Engine) -> None:
+        engine.swaps.start(self.voice, self.model)
 
 
 @dataclass(frozen=True)
@@ -163,39 +291,36 @@ class ModelSwapped(Command):
     """
 
     name: ClassVar[str] = "voice.model_swapped"
+    override = None
     voice: str
     model: str
 
+    def refusal(self, engine: Engine) -> str | None:
+        return engine.swaps.refusal(self.voice, self.model, landing=True)
 
+    def apply(self, engine: Engine) -> None:
+        engine.swaps.land(self.voice, self.model)
+
+
+# ------------------------------------------------------------------------------------------ master
 @dataclass(frozen=True)
 class SetMasterGain(Command):
     name: ClassVar[str] = "master.gain"
+    override = ()
     gain: float
+
+    def apply(self, engine: Engine) -> None:
+        engine.master_gain.set(self.gain)
 
 
 @dataclass(frozen=True)
 class SetMasterMute(Command):
     name: ClassVar[str] = "master.mute"
+    override = ()
     mute: bool
 
-
-@dataclass(frozen=True)
-class NextSection(Command):
-    name: ClassVar[str] = "section.next"
-
-
-@dataclass(frozen=True)
-class GotoSection(Command):
-    name: ClassVar[str] = "section.goto"
-    section: str
-
-
-@dataclass(frozen=True)
-class HoldSection(Command):
-    """Keep the current section playing until released (``hold=False``)."""
-
-    name: ClassVar[str] = "section.hold"
-    hold: bool
+    def apply(self, engine: Engine) -> None:
+        engine.master_mute.set(0.0 if self.mute else 1.0)
 
 
 @dataclass(frozen=True)
@@ -203,19 +328,15 @@ class ResetOverrides(Command):
     """Drop every operator override: gains, mutes, biases, scales, clamps, freezes, pans."""
 
     name: ClassVar[str] = "reset"
+    override = None
+    resets_overrides = True
 
-
-@dataclass(frozen=True)
-class StartRecording(Command):
-    """Start recording the master bus (``label`` is added to the file name)."""
-
-    name: ClassVar[str] = "record.start"
-    label: str = ""
-
-
-@dataclass(frozen=True)
-class StopRecording(Command):
-    name: ClassVar[str] = "record.stop"
+    def apply(self, engine: Engine) -> None:
+        for voice in engine.voices.values():
+            voice.reset_overrides()
+        engine.master_gain.set(engine.installation.config.venue.output.master_gain)
+        engine.master_mute.set(1.0)
+        engine.programme.hold = False
 
 
 @dataclass(frozen=True)
@@ -223,8 +344,54 @@ class SetOpen(Command):
     """Open the venue (fade the master in over ``fade_s``) or close it (fade out; the engine keeps going)."""
 
     name: ClassVar[str] = "venue.open"
+    override = None
     open: bool
     fade_s: float = 0.0
+
+    def apply(self, engine: Engine) -> None:
+        # The opening fade reuses the start-up fade: one gain stage, so the two never fight.
+        engine.fade.ramp_steps = max(1, int(max(0.0, self.fade_s) * engine.samplerate))
+        engine.fade.set(1.0 if self.open else 0.0)
+
+
+# ------------------------------------------------------------------------------------------ programme
+def _section_refusal(engine: Engine, section: str) -> str | None:
+    names = engine.programme.names()
+    return None if section in names else f"unknown section {section!r}; sections: {', '.join(names)}"
+
+
+@dataclass(frozen=True)
+class NextSection(Command):
+    name: ClassVar[str] = "section.next"
+    override = None
+
+    def apply(self, engine: Engine) -> None:
+        engine.programme.next()
+
+
+@dataclass(frozen=True)
+class GotoSection(Command):
+    name: ClassVar[str] = "section.goto"
+    override = None
+    section: str
+
+    def refusal(self, engine: Engine) -> str | None:
+        return _section_refusal(engine, self.section)
+
+    def apply(self, engine: Engine) -> None:
+        engine.programme.goto(engine.programme.names().index(self.section))
+
+
+@dataclass(frozen=True)
+class HoldSection(Command):
+    """Keep the current section playing until released (``hold=False``)."""
+
+    name: ClassVar[str] = "section.hold"
+    override = None  # the hold is restored with the programme position
+    hold: bool
+
+    def apply(self, engine: Engine) -> None:
+        engine.programme.hold = self.hold
 
 
 @dataclass(frozen=True)
@@ -232,42 +399,57 @@ class RestoreProgramme(Command):
     """Continue the programme at ``step`` in ``section``, ``position_s`` seconds in, without a crossfade."""
 
     name: ClassVar[str] = "section.restore"
+    override = None
     step: int
     section: str
     position_s: float
     hold: bool = False
 
+    def refusal(self, engine: Engine) -> str | None:
+        return _section_refusal(engine, self.section)
 
-COMMANDS: dict[str, type[Command]] = {
-    cls.name: cls
-    for cls in (
-        SetVoiceGain,
-        SetVoiceMute,
-        SetLatentBias,
-        SetLatentScale,
-        SetLatentClamp,
-        FreezeVoice,
-        ReseedVoice,
-        TriggerVoice,
-        SetSourceParam,
-        SetVoicePan,
-        SetVoiceRotation,
-        SetConditioning,
-        SetModelAttribute,
-        SwapModel,
-        ModelSwapped,
-        SetMasterGain,
-        SetMasterMute,
-        NextSection,
-        GotoSection,
-        HoldSection,
-        ResetOverrides,
-        StartRecording,
-        StopRecording,
-        SetOpen,
-        RestoreProgramme,
-    )
-}
+    def apply(self, engine: Engine) -> None:
+        p = engine.programme
+        p.restore(
+            self.step, p.names().index(self.section), int(self.position_s * engine.samplerate), self.hold
+        )
+
+
+# ------------------------------------------------------------------------------------------ outside
+@dataclass(frozen=True)
+class ExternalCommand(Command, abstract=True):
+    """A command the engine sequences and logs but whose effect lives outside it.
+
+    Its handler is registered at run time in ``engine.handlers`` (the recorder registers the recording
+    commands); without one the command is refused.
+    """
+
+    service: ClassVar[str] = "this command"
+
+    def refusal(self, engine: Engine) -> str | None:
+        if type(self) not in engine.handlers:
+            return f"{self.service} is not available in this process"
+        return None
+
+    def apply(self, engine: Engine) -> None:
+        engine.handlers[type(self)](self)
+
+
+@dataclass(frozen=True)
+class StartRecording(ExternalCommand):
+    """Start recording the master bus (``label`` is added to the file name)."""
+
+    name: ClassVar[str] = "record.start"
+    override = None
+    service: ClassVar[str] = "recording"
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class StopRecording(ExternalCommand):
+    name: ClassVar[str] = "record.stop"
+    override = None
+    service: ClassVar[str] = "recording"
 
 
 def command_from_json(data: dict[str, Any]) -> Command:

@@ -28,12 +28,22 @@ class BlockRing:
     is a divisor of ``blocksize``, :meth:`set_read_frames` makes each call read the next part of the
     current block; the block is released to the producer after its last part was read.
 
+    A consumer that writes whole blocks elsewhere (the recorder's writer thread) uses :meth:`peek` and
+    :meth:`advance` instead of :meth:`read_into`; with ``tagged`` each block carries an integer (the
+    recorder stores the engine block index, so gaps show).
+
     Attributes:
         underruns: Number of :meth:`read_into` calls that found the ring empty (and output silence).
     """
 
     def __init__(
-        self, n_blocks: int, blocksize: int, n_channels: int, *, buffer: np.ndarray | None = None
+        self,
+        n_blocks: int,
+        blocksize: int,
+        n_channels: int,
+        *,
+        buffer: np.ndarray | None = None,
+        tagged: bool = False,
     ) -> None:
         """Allocate the ring.
 
@@ -43,6 +53,8 @@ class BlockRing:
             n_channels: Channels per block (one per speaker).
             buffer: Storage to use instead of a new array (shared memory), float32
                 ``[n_blocks, n_channels, blocksize]``.
+            tagged: Keep an integer tag per block (:meth:`write`'s ``tag``, returned by :meth:`peek`);
+                tags live in this process's memory.
 
         Raises:
             ValueError: If a size is out of range.
@@ -63,6 +75,7 @@ class BlockRing:
                 f"BlockRing: buffer must be float32 {list(shape)}, got {buffer.dtype} {buffer.shape}"
             )
         self._buf = np.zeros(shape, dtype=np.float32) if buffer is None else buffer
+        self._tags = np.zeros(n_blocks, dtype=np.int64) if tagged else None
         self._init_indices()
         self._part = 0
         self._read_frames = blocksize
@@ -135,11 +148,12 @@ class BlockRing:
         """Blocks the producer can write now without the ring being full."""
         return self._n_blocks - (self._write_index - self._read_index)
 
-    def write(self, block: np.ndarray) -> bool:
-        """Copy one block in (producer side). Never blocks.
+    def write(self, block: np.ndarray, tag: int = 0) -> bool:
+        """Copy one block in (producer side). Never blocks, allocates nothing.
 
         Args:
             block: ``[n_channels, blocksize]`` audio; any real float dtype (cast to float32).
+            tag: Stored with the block when the ring is ``tagged``.
 
         Returns:
             True if the block was stored, False if the ring was full (the block is dropped).
@@ -156,6 +170,8 @@ class BlockRing:
         if w - self._read_index >= self._n_blocks:
             return False
         np.copyto(self._buf[w % self._n_blocks], block, casting="same_kind")
+        if self._tags is not None:
+            self._tags[w % self._n_blocks] = tag
         # Publish only after the copy is complete (see the module docstring).
         self._write_index = w + 1
         return True
@@ -191,3 +207,19 @@ class BlockRing:
         else:
             self._part = part
         return True
+
+    def peek(self) -> tuple[int, np.ndarray]:
+        """The oldest unread block (consumer side): its tag (0 if untagged) and a view of it.
+
+        The view is ``[n_channels, blocksize]``.
+
+        It stays valid until :meth:`advance`. Call it only when :meth:`readable` is not 0, and do not
+        mix it with :meth:`read_into`.
+        """
+        slot = self._read_index % self._n_blocks
+        tag = 0 if self._tags is None else int(self._tags[slot])
+        return tag, self._buf[slot]
+
+    def advance(self) -> None:
+        """Release the block :meth:`peek` returned to the producer (consumer side)."""
+        self._read_index += 1

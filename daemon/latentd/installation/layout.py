@@ -26,6 +26,7 @@ import difflib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -55,6 +56,19 @@ class Speaker:
     name: str
     azimuth_deg: float
     port: str | None = None
+
+
+class SpeakerLike(Protocol):
+    """Anything that names a speaker: a :class:`Speaker`, or a ``[[audio.speakers]]`` table of the config."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def azimuth_deg(self) -> float: ...
+
+    @property
+    def port(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -268,12 +282,13 @@ LAYOUT_NAMES: tuple[str, ...] = (*PRESETS, CUSTOM)
 """Every name ``make_layout`` accepts."""
 
 
-def make_layout(name: str, speakers: Sequence[Speaker] | None = None) -> Layout:
-    """A preset layout by name, or a custom one from its speakers.
+def make_layout(name: str, speakers: Sequence[SpeakerLike] | None = None) -> Layout:
+    """A preset layout by name, or a custom one from its speakers: the one place a layout is built.
 
     Args:
         name: One of ``LAYOUT_NAMES``; ``custom`` needs ``speakers``, presets take none.
-        speakers: The speakers of a custom layout, in channel order.
+        speakers: The speakers of a custom layout, in channel order (:class:`Speaker` values or the
+            venue config's speaker tables).
 
     Raises:
         ValueError: unknown name, speakers missing for ``custom`` or given for a preset, or speakers that
@@ -282,7 +297,7 @@ def make_layout(name: str, speakers: Sequence[Speaker] | None = None) -> Layout:
     if name == CUSTOM:
         if not speakers:
             raise ValueError('layout "custom" needs its speakers listed (name, azimuth_deg, port)')
-        return Layout(CUSTOM, tuple(speakers))
+        return Layout(CUSTOM, tuple(Speaker(s.name, s.azimuth_deg, s.port) for s in speakers))
     if name not in PRESETS:
         close = difflib.get_close_matches(name, LAYOUT_NAMES, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""

@@ -1,291 +1,44 @@
-"""The model host: loads nn~-format TorchScript models, reads their contract, decodes latents.
+"""The model host: a loaded nn~ model that decodes numpy latents into numpy audio.
 
-This is the only module that loads TorchScript. Everything else sees a ``ModelInfo`` (what the model is)
-and a ``LoadedModel`` (numpy in, numpy out).
-
-The contract is read from the file, never guessed (DESIGN §4):
-
-- methods from ``get_methods()``, or, for RAVE v1 exports without it, every scripted method that has a
-  ``<method>_params`` buffer (as nn~ does);
-- ``<method>_params = [in_channels, in_ratio, out_channels, out_ratio]``;
-- sample rate from ``get_sample_rate()``, else the ``sr`` or ``sampling_rate`` attribute/buffer;
-- latent size from the ``latent_size`` (RAVE) or ``latent_dim`` (vschaos2) attribute/buffer: decode input
-  channels beyond it are conditioning inputs, named after their labels;
-- streaming: the model keeps state per batch row in buffers named like cached convolutions (a leaf name
-  ending in ``pad`` or containing ``cache``) whose first dimension is the number of batch rows.
+:class:`LoadedModel` decodes, warms up, resets its streaming state, sets attributes and calls other
+methods (a prior's, ``encode``). Loading the file and reading its contract is
+:mod:`latentd.installation.torchscript`; :func:`check_audio_method` and :func:`frames_per_call_for` are
+what a voice asks of a ``ModelInfo``.
 """
 
-import re
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from latentd.installation.errors import ModelError
-from latentd.tempo import bpm
+from latentd.installation.torchscript import (
+    MethodParams,
+    ModelInfo,
+    buffer_snapshot,
+    build_info,
+    get_attribute,
+    has_method,
+    load_module,
+    read_info,
+    restore_buffers,
+)
+
+__all__ = [
+    "DEFAULT_MAX_BATCH",
+    "MAX_FRAMES_PER_CALL",
+    "LoadedModel",
+    "MethodParams",
+    "ModelError",
+    "ModelInfo",
+    "check_audio_method",
+    "frames_per_call_for",
+    "read_info",
+    "rng_state",
+]
 
 DEFAULT_MAX_BATCH = 64
-TEMPO_STEPS = 16
 MAX_FRAMES_PER_CALL = 256  # beyond this a model's minimum buffer would add seconds of latency
-
-
-@dataclass(frozen=True)
-class MethodParams:
-    """One ``<method>_params`` buffer: ``[in_channels, in_ratio, out_channels, out_ratio]``."""
-
-    in_channels: int
-    in_ratio: int
-    out_channels: int
-    out_ratio: int
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What a model file offers, read from the file.
-
-    Attributes:
-        path: the model file.
-        methods: callable methods (``get_methods()``, or found by their ``*_params`` buffers).
-        params: every well-formed ``<method>_params`` found.
-        method: the method a voice uses (``decode`` by default).
-        latent_size: latent inputs of that method, without conditioning inputs.
-        full_latent_size: RAVE variational exports fill the dims from ``latent_size`` up to this with
-            ``torch.randn`` inside ``decode``; None when the model does not say.
-        ratio: ``in_ratio`` of the method (audio samples per latent frame for ``decode``).
-        sr: the model's sample rate in Hz.
-        n_channels: output channels of the method (audio channels for ``decode``).
-        conditioning: names of extra inputs after the latent dims (vschaos2 style), from their labels
-            (``"(signal) pitch label (0-12)"`` -> ``"pitch"``); ``()`` for RAVE.
-        input_labels: ``<method>_input_labels`` when the model has them, else ``latent_0``...
-        streaming: the model keeps state per batch row between calls (cached convolutions).
-        attributes: ``get_attributes()`` names -> value from ``get_<name>()`` (``repr`` of the error if
-            the getter fails, None if there is no getter).
-        cache_rows: batch rows of the streaming state (RAVE: 64); None when not streaming.
-    """
-
-    path: Path
-    methods: tuple[str, ...]
-    params: dict[str, MethodParams]
-    method: str
-    latent_size: int
-    full_latent_size: int | None
-    ratio: int
-    sr: int
-    n_channels: int
-    conditioning: tuple[str, ...]
-    input_labels: tuple[str, ...]
-    streaming: bool
-    attributes: dict[str, object] = field(default_factory=dict)
-    cache_rows: int | None = None
-
-    @property
-    def latent_rate_hz(self) -> float:
-        """Latent frames per second: ``sr / ratio``."""
-        return self.sr / self.ratio
-
-    @property
-    def in_channels(self) -> int:
-        """Input channels of the method: latent dims plus conditioning inputs."""
-        return self.latent_size + len(self.conditioning)
-
-    def tempo_table(self) -> list[tuple[int, float]]:
-        """BPM of a loop of k latent frames, k = 1..16: ``60 * (sr / ratio) / k``."""
-        return [(k, bpm(self.sr, self.ratio, k)) for k in range(1, TEMPO_STEPS + 1)]
-
-
-@contextmanager
-def _quiet_torchscript() -> Iterator[None]:
-    """Hide exactly torch's TorchScript deprecation warnings; the nn~ contract is TorchScript."""
-    with warnings.catch_warnings():
-        for name in ("load", "script", "save"):
-            warnings.filterwarnings(
-                "ignore", message=rf".*torch\.jit\.{name}.*is deprecated", category=DeprecationWarning
-            )
-        yield
-
-
-def _load_module(path: Path) -> torch.jit.ScriptModule:
-    path = Path(path)
-    if not path.exists():
-        raise ModelError(f"{path}: model file not found (expected a TorchScript .ts file exported for nn~)")
-    if not path.is_file():
-        raise ModelError(f"{path}: not a file (expected a TorchScript .ts file exported for nn~)")
-    try:
-        with _quiet_torchscript():
-            module = torch.jit.load(str(path), map_location="cpu")
-    except (RuntimeError, ValueError, OSError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(
-            f"{path}: not a TorchScript archive ({reason[:160]}); expected a .ts file exported for nn~ "
-            "(e.g. with `rave export` or vschaos2's export script)"
-        ) from exc
-    module.eval()
-    return module
-
-
-def _has_method(module: torch.jit.ScriptModule, name: str) -> bool:
-    return bool(module._c._has_method(name))
-
-
-def _attr(module: torch.jit.ScriptModule, name: str) -> Any:
-    """A module attribute or buffer, or None when absent."""
-    if not module._c.hasattr(name):
-        return None
-    return getattr(module, name)
-
-
-def _as_int(value: Any) -> int | None:
-    """An int from an int or a one-element integral tensor; None otherwise."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, torch.Tensor) and value.numel() == 1 and float(value) == int(value):
-        return int(value)
-    return None
-
-
-def _read_params(module: torch.jit.ScriptModule, method: str) -> MethodParams | str:
-    """The method's params, or a text saying what is wrong with them."""
-    raw = _attr(module, f"{method}_params")
-    if raw is None:
-        return f"no `{method}_params` buffer"
-    if not isinstance(raw, torch.Tensor):
-        return f"`{method}_params` is a {type(raw).__name__}, expected a tensor of 4 integers"
-    values = raw.detach().flatten().tolist()
-    if len(values) != 4:
-        return (
-            f"`{method}_params` has {len(values)} values {values}, "
-            "expected 4 [in_channels, in_ratio, out_channels, out_ratio]"
-        )
-    if raw.is_floating_point() and not all(float(v).is_integer() for v in values):
-        return f"`{method}_params` = {values} holds non-integers; expected 4 positive integers"
-    ints = [int(v) for v in values]
-    if any(v <= 0 for v in ints):
-        return f"`{method}_params` = {ints} holds values <= 0; expected 4 positive integers"
-    return MethodParams(*ints)
-
-
-def _read_methods(module: torch.jit.ScriptModule) -> list[str]:
-    if _has_method(module, "get_methods"):
-        return [str(m) for m in module.get_methods()]
-    # RAVE v1 exports have no get_methods: as nn~ does, keep every method that has a *_params buffer.
-    return [str(n) for n in module._c._method_names() if module._c.hasattr(f"{n}_params")]
-
-
-def _read_sr(module: torch.jit.ScriptModule, path: Path) -> int:
-    candidates = []
-    if _has_method(module, "get_sample_rate"):
-        with suppress(RuntimeError):
-            candidates.append(module.get_sample_rate())
-    candidates += [_attr(module, "sr"), _attr(module, "sampling_rate")]
-    for value in candidates:
-        sr = _as_int(value)
-        if sr is not None and sr > 0:
-            return sr
-    raise ModelError(
-        f"{path}: no sample rate found (looked for get_sample_rate(), `sr` and `sampling_rate`); "
-        "an nn~ model must declare a positive integer sample rate"
-    )
-
-
-def _clean_label(label: str) -> str:
-    """``"(signal) pitch label (0-12)"`` -> ``"pitch"``: the name a config can refer to."""
-    text = re.sub(r"^\(\w+\)\s*", "", label.strip())
-    text = re.split(r"\s+label\b", text, maxsplit=1)[0].strip()
-    return text or label
-
-
-def _read_attributes(module: torch.jit.ScriptModule) -> dict[str, object]:
-    if not _has_method(module, "get_attributes"):
-        return {}
-    values: dict[str, object] = {}
-    for name in module.get_attributes():
-        name = str(name)
-        if not _has_method(module, f"get_{name}"):
-            values[name] = None
-            continue
-        values[name] = _get_attribute(module, name)
-    return values
-
-
-def _get_attribute(module: torch.jit.ScriptModule, name: str) -> object:
-    try:
-        value = getattr(module, f"get_{name}")()
-    except Exception as exc:  # a model's getter may fail in any way; show it, do not die
-        return repr(exc)
-    return list(value) if isinstance(value, tuple | list) else value
-
-
-def _streaming_rows(module: torch.jit.ScriptModule) -> int | None:
-    """Batch rows of the streaming state, or None: cached-convolution-like buffers (``*pad``, ``*cache*``)."""
-    rows = []
-    for name, buf in module.named_buffers():
-        leaf = name.rsplit(".", 1)[-1].lower()
-        if (leaf.endswith("pad") or "cache" in leaf) and buf.dim() >= 1 and buf.shape[0] > 0:
-            rows.append(int(buf.shape[0]))
-    return min(rows) if rows else None
-
-
-def _build_info(module: torch.jit.ScriptModule, path: Path, method: str) -> ModelInfo:
-    methods = _read_methods(module)
-    params: dict[str, MethodParams] = {}
-    for name in methods:
-        found = _read_params(module, name)
-        if isinstance(found, MethodParams):
-            params[name] = found
-    if method not in methods:
-        listed = ", ".join(methods) if methods else "none"
-        raise ModelError(f"{path}: the model has no method {method!r}; methods found: {listed}")
-    found = _read_params(module, method)
-    if not isinstance(found, MethodParams):
-        raise ModelError(f"{path}: method {method!r}: {found}")
-    sr = _read_sr(module, path)
-    in_ch = found.in_channels
-
-    latent_size = in_ch
-    declared = _as_int(_attr(module, "latent_size"))
-    if declared is None:
-        declared = _as_int(_attr(module, "latent_dim"))
-    if method == "decode" and declared is not None and 0 < declared < in_ch:
-        latent_size = declared
-    labels_raw = _attr(module, f"{method}_input_labels")
-    labels = [str(x) for x in labels_raw] if isinstance(labels_raw, list | tuple) else []
-    if len(labels) != in_ch:
-        labels = [f"latent_{i}" for i in range(latent_size)]
-        labels += [f"conditioning_{i}" for i in range(in_ch - latent_size)]
-    conditioning = tuple(_clean_label(lbl) for lbl in labels[latent_size:])
-
-    full = _as_int(_attr(module, "full_latent_size"))
-    if full is None:
-        pca = _attr(module, "latent_pca")
-        if isinstance(pca, torch.Tensor) and pca.dim() == 2 and pca.shape[0] == pca.shape[1]:
-            full = int(pca.shape[0])
-    if full is not None and full < latent_size:
-        full = None
-
-    rows = _streaming_rows(module)
-    return ModelInfo(
-        path=path,
-        methods=tuple(methods),
-        params=params,
-        method=method,
-        latent_size=latent_size,
-        full_latent_size=full,
-        ratio=found.in_ratio,
-        sr=sr,
-        n_channels=found.out_channels,
-        conditioning=conditioning,
-        input_labels=tuple(labels),
-        streaming=rows is not None,
-        attributes=_read_attributes(module),
-        cache_rows=rows,
-    )
 
 
 def check_audio_method(info: ModelInfo) -> None:
@@ -339,16 +92,6 @@ def rng_state(seed: int) -> object:
     return torch.Generator().manual_seed(seed % 2**64).get_state()
 
 
-def read_info(path: Path, method: str = "decode") -> ModelInfo:
-    """Load a model file and read its contract.
-
-    Raises:
-        ModelError: missing file, not TorchScript, no such method, malformed params, no sample rate.
-    """
-    path = Path(path)
-    return _build_info(_load_module(path), path, method)
-
-
 class LoadedModel:
     """A loaded model, ready to decode numpy latents into numpy audio.
 
@@ -365,13 +108,11 @@ class LoadedModel:
 
     def __init__(self, path: Path, method: str = "decode", max_batch: int = DEFAULT_MAX_BATCH) -> None:
         self.path = Path(path)
-        self._module = _load_module(self.path)
-        self.info = _build_info(self._module, self.path, method)
+        self._module = load_module(self.path)
+        self.info = build_info(self._module, self.path, method)
         self._method = getattr(self._module, method)
         self.max_batch = min(max_batch, self.info.cache_rows) if self.info.cache_rows else max_batch
-        # Streaming caches are not zero after load: reset restores this snapshot of every buffer.
-        with torch.no_grad():
-            self._snapshot = {name: buf.detach().clone() for name, buf in self._module.named_buffers()}
+        self._snapshot = buffer_snapshot(self._module)
         full = self.info.full_latent_size
         self._max_in_channels = (
             full if full is not None and not self.info.conditioning else self.info.in_channels
@@ -480,17 +221,7 @@ class LoadedModel:
 
     def reset(self) -> None:
         """Restore every buffer to its state right after load (streaming caches included)."""
-        with torch.inference_mode():
-            for name, buf in self._module.named_buffers():
-                saved = self._snapshot.get(name)
-                if saved is None:
-                    continue
-                if buf.shape == saved.shape and buf.dtype == saved.dtype:
-                    buf.copy_(saved)
-                else:
-                    owner_name, _, leaf = name.rpartition(".")
-                    owner: Any = self._module.get_submodule(owner_name) if owner_name else self._module
-                    owner._c.setattr(leaf, saved.clone())
+        restore_buffers(self._module, self._snapshot)
 
     # --- attributes and encoding -------------------------------------------------------------------
 
@@ -501,7 +232,7 @@ class LoadedModel:
             ModelError: unknown attribute (the valid ones are listed), wrong type, or the model refused.
         """
         valid = list(self.info.attributes)
-        if name not in valid or not _has_method(self._module, f"set_{name}"):
+        if name not in valid or not has_method(self._module, f"set_{name}"):
             listed = ", ".join(valid) if valid else "none"
             raise ModelError(f"{self.path}: unknown attribute {name!r}; valid attributes: {listed}")
         setter = getattr(self._module, f"set_{name}")
@@ -522,8 +253,8 @@ class LoadedModel:
                 f"{self.path}: attribute {name!r} = {value!r} refused by the model (set_{name} returned "
                 f"{result}); current value {current!r}"
             )
-        if _has_method(self._module, f"get_{name}"):
-            self.info.attributes[name] = _get_attribute(self._module, name)
+        if has_method(self._module, f"get_{name}"):
+            self.info.attributes[name] = get_attribute(self._module, name)
 
     def call(self, method: str, x: np.ndarray, rng_state: object | None = None) -> tuple[np.ndarray, object]:
         """Call any method of the model on ``x`` [batch, in_channels, frames] (e.g. a prior's).

@@ -1,49 +1,85 @@
-"""An installation: a validated configuration with its layout and its models loaded and warmed up."""
+"""An installation: a validated configuration with its layout, its models loaded and its voices built.
+
+This is where the configuration's last checks happen (models load, voices fit their models), so an
+engine built from an installation never meets a configuration error.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from latentd.config import Config, ConfigError, Problem
-from latentd.installation.layout import Layout, Speaker, make_layout
+from latentd.engine.voice import Voice
+from latentd.installation.layout import Layout
 from latentd.installation.models import LoadedModel, ModelError, check_audio_method, frames_per_call_for
+from latentd.installation.voices import VoiceBuilder, build_voices
 
 WARM_UP_CALLS = 3  # the first calls of a model are slow (150–430 ms): never let them happen live
 
 
 @dataclass
 class Installation:
-    """Everything the engine needs, loaded: config, layout, models (by name) and the seed in force."""
+    """Everything the engine needs, loaded and checked.
+
+    An installation feeds one engine: the engine plays (and changes) its voices.
+
+    Attributes:
+        config: the validated configuration.
+        layout: the venue's speaker layout.
+        models: the piece's models by name, loaded and warmed up.
+        seed: the piece seed in force.
+        builder: builds voices of this piece (the engine's model swaps use it too).
+        voices: the piece's voices by name, in piece order, each in its batch row.
+        frames_per_call: latent frames each model decodes per call, by model name.
+    """
 
     config: Config
     layout: Layout
     models: dict[str, LoadedModel]
     seed: int
+    builder: VoiceBuilder
+    voices: dict[str, Voice]
+    frames_per_call: dict[str, int]
+    _claimed: bool = field(default=False, repr=False)
 
     @property
     def piece_file(self) -> Path:
-        return self.config.piece_dir / "piece.toml"
+        """The piece's configuration file."""
+        return self.config.piece_file
 
+    def claim_voices(self) -> dict[str, Voice]:
+        """Hand the voices to the one engine that will play them.
 
-def venue_layout(config: Config) -> Layout:
-    """The venue's speaker layout (a preset, or the custom speakers listed in the venue config)."""
-    audio = config.venue.audio
-    speakers = None
-    if audio.speakers:
-        speakers = [Speaker(s.name, s.azimuth_deg, s.port) for s in audio.speakers]
-    return make_layout(audio.layout, speakers)
+        Raises:
+            RuntimeError: an engine already plays them (load the installation again for another).
+        """
+        if self._claimed:
+            raise RuntimeError("an installation's voices play in one engine; load it again for another")
+        self._claimed = True
+        return self.voices
 
 
 def load_installation(config: Config, *, seed: int | None = None, warm_up: bool = True) -> Installation:
-    """Load and warm up every model of the piece; every failure is reported at once as a ConfigError."""
+    """Load and warm up every model of the piece, then build its voices.
+
+    Args:
+        config: the validated configuration.
+        seed: the piece seed (default: the piece's own).
+        warm_up: run each model a few times first (its first calls are slow).
+
+    Raises:
+        ConfigError: every model that fails to load, or else every voice setting that does not fit its
+            model, reported at once with the file and the key.
+    """
     problems: list[Problem] = []
     models: dict[str, LoadedModel] = {}
-    piece_file = config.piece_dir / "piece.toml"
+    piece_file = config.piece_file
     rows: dict[str, int] = {}
     for voice in config.piece.voices.values():
         rows[voice.model] = rows.get(voice.model, 0) + 1
     frames = config.venue.audio.frames_per_call
+    frames_per_call: dict[str, int] = {}
     for name, spec in config.piece.models.items():
         key: str = f"models.{name}.path"
         value: object = str(spec.path)
@@ -59,13 +95,20 @@ def load_installation(config: Config, *, seed: int | None = None, warm_up: bool 
             if warm_up:
                 model.warm_up(batch=max(1, rows.get(name, 1)), n_frames=n_frames, calls=WARM_UP_CALLS)
             models[name] = model
+            frames_per_call[name] = n_frames
         except ModelError as exc:
             problems.append(Problem(piece_file, key, value, str(exc)))
     if problems:
         raise ConfigError(problems)
+    layout = config.layout
+    seed = config.piece.seed if seed is None else seed
+    builder = VoiceBuilder.for_config(config, layout, seed)
     return Installation(
         config=config,
-        layout=venue_layout(config),
+        layout=layout,
         models=models,
-        seed=config.piece.seed if seed is None else seed,
+        seed=seed,
+        builder=builder,
+        voices=build_voices(builder, {name: m.info for name, m in models.items()}),
+        frames_per_call=frames_per_call,
     )

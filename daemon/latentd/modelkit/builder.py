@@ -7,15 +7,14 @@ same audio: weights come from a generator seeded by the spec, never from torch's
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
-import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from latentd.atomic import replacing
+from latentd.installation.torchscript import save_module, script_module
 from latentd.modelkit.synth import CONDITIONING_KINDS, StreamingSynth, Synth, V1Export
 
 # Bump when the synth's sound or interface changes, so cached and demo files are rebuilt.
@@ -133,11 +132,7 @@ def build_model(spec: SynthSpec) -> torch.jit.ScriptModule:
         with torch.no_grad():
             core.decode(torch.zeros(4, spec.latent_size + len(spec.conditioning), max(1, 8192 // spec.ratio)))
     module: torch.nn.Module = V1Export(core) if spec.v1 else core
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message=r".*torch\.jit\.script.*deprecated", category=DeprecationWarning
-        )
-        return torch.jit.script(module)
+    return script_module(module)
 
 
 def save_model(spec: SynthSpec, path: Path) -> Path:
@@ -150,18 +145,8 @@ def save_model(spec: SynthSpec, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     scripted = build_model(spec)
     extra = {SPEC_FILE: json.dumps({"key": spec.key(), "spec": dataclasses.asdict(spec)})}
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings(
-                "ignore", message=r".*torch\.jit\.save.*deprecated", category=DeprecationWarning
-            )
-            torch.jit.save(scripted, tmp_name, _extra_files=extra)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with replacing(path, durable=False) as tmp:
+        save_module(scripted, tmp, extra)
     return path
 
 

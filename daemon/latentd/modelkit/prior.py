@@ -7,11 +7,12 @@ frames into calls changes nothing). Noise comes from torch's random generator, a
 does, so a host seeds it.
 """
 
-import warnings
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+
+from latentd.installation.torchscript import save_module, script_module
 
 MAX_BATCH = 64
 
@@ -103,9 +104,5 @@ def save_prior(path: Path, **kwargs: object) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     module = DampedPrior(**kwargs)  # type: ignore[arg-type]
     module.eval()
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message=r".*torch\.jit\.(script|save).*deprecated", category=DeprecationWarning
-        )
-        torch.jit.save(torch.jit.script(module), str(path))
+    save_module(script_module(module), path)
     return path

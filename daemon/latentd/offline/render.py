@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-import numpy as np
-import soundfile as sf
-from tqdm import tqdm
-
 from latentd.engine.engine import Engine
-
-WAV_LIMIT_BYTES = 4 * 2**30 - 2**20  # plain WAV cannot pass 4 GiB: switch to RF64 before that
+from latentd.offline.loop import render_to_file
 
 
 @dataclass(frozen=True)
@@ -50,50 +44,31 @@ def _db(x: float) -> float:
     return 20.0 * math.log10(x) if x > 0 else -math.inf
 
 
-def file_format(path: Path, n_channels: int, frames: int) -> tuple[str, str]:
-    """(format, subtype) for ``path``: float32, RF64 when a .wav would pass the 4 GiB limit."""
-    ext = path.suffix.lower()
-    if ext == ".flac":
-        return "FLAC", "PCM_24"
-    if ext == ".w64":
-        return "W64", "FLOAT"
-    if ext == ".wav" and frames * n_channels * 4 > WAV_LIMIT_BYTES:
-        return "RF64", "FLOAT"
-    if ext in (".wav", ".rf64"):
-        return ("RF64" if ext == ".rf64" else "WAV"), "FLOAT"
-    raise ValueError(f"{path}: unknown audio file extension {ext!r}; allowed: .wav, .w64, .rf64, .flac")
-
-
 def render(engine: Engine, seconds: float, output: Path, *, progress: bool | None = None) -> RenderSummary:
-    """Render ``seconds`` of the engine's output into ``output`` and summarise it."""
-    blocks = math.ceil(seconds * engine.samplerate / engine.blocksize)
-    frames_total = round(seconds * engine.samplerate)
-    fmt, subtype = file_format(output, engine.n_channels, frames_total)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    peak = np.zeros(engine.n_channels)
-    sumsq = np.zeros(engine.n_channels)
-    show = sys.stderr.isatty() if progress is None else progress
-    written = 0
-    start = time.perf_counter()
-    with (
-        sf.SoundFile(output, "w", engine.samplerate, engine.n_channels, subtype=subtype, format=fmt) as f,
-        tqdm(total=blocks, disable=not show, unit="block", desc="render", leave=False) as bar,
-    ):
-        for _ in range(blocks):
-            block = engine.next_block()[:, : frames_total - written]
-            f.write(block.T)
-            written += block.shape[1]
-            peak = np.maximum(peak, np.max(np.abs(block), axis=1))
-            sumsq += np.sum(block.astype(np.float64) ** 2, axis=1)
-            bar.update(1)
-    wall = time.perf_counter() - start
-    rms = np.sqrt(sumsq / max(1, written))
+    """Render ``seconds`` of the engine's output into ``output`` and summarise it.
+
+    Args:
+        engine: an engine at block 0.
+        seconds: length of the render; the last block is cut to it.
+        output: the file to write (.wav, .w64, .rf64, .flac).
+        progress: show a progress bar; default: when stderr is a terminal.
+
+    Raises:
+        ValueError: the file's extension is not a known audio format.
+    """
+    rendered = render_to_file(
+        engine,
+        output,
+        stop_block=math.ceil(seconds * engine.samplerate / engine.blocksize),
+        frames=round(seconds * engine.samplerate),
+        progress=sys.stderr.isatty() if progress is None else progress,
+    )
     return RenderSummary(
         path=output,
-        seconds=written / engine.samplerate,
-        samplerate=engine.samplerate,
+        seconds=rendered.frames / rendered.samplerate,
+        samplerate=rendered.samplerate,
         speakers=tuple(s.name for s in engine.layout.speakers),
-        peak_db=tuple(_db(float(p)) for p in peak),
-        rms_db=tuple(_db(float(r)) for r in rms),
-        wall_s=wall,
+        peak_db=tuple(_db(p) for p in rendered.peak),
+        rms_db=tuple(_db(r) for r in rendered.rms),
+        wall_s=rendered.wall_s,
     )

@@ -15,21 +15,18 @@ in ``session.json``) are present in the replay and missing from the recording.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import soundfile as sf
 
 from latentd.config import load_config
 from latentd.engine import commands as c
-from latentd.engine.engine import Engine
-from latentd.installation.piece import load_installation
-from latentd.offline.render import file_format
-from latentd.recording.session import COMMANDS_FILE, SESSION_FILE, config_hash, read_command_log, sha256_file
-from latentd.runtime.process import configure_process
+from latentd.offline.build import build_engine
+from latentd.offline.loop import render_to_file
+from latentd.recording.session import COMMANDS_FILE, config_hash, read_command_log, sha256_file
+from latentd.recording.session_file import SessionFileError, SessionInfo
 
 
 class ReplayError(Exception):
@@ -47,25 +44,25 @@ class ReplayResult:
     warnings: tuple[str, ...]
 
 
-def load_session(folder: Path) -> dict[str, Any]:
-    """``session.json`` of a session folder (or the file itself)."""
-    path = folder / SESSION_FILE if folder.is_dir() else folder
+def load_session(folder: Path) -> SessionInfo:
+    """``session.json`` of a session folder (or the file itself).
+
+    Raises:
+        ReplayError: the file cannot be read or is not a session file.
+    """
     try:
-        return dict(json.loads(path.read_text(encoding="utf-8")))
-    except OSError as exc:
-        raise ReplayError(f"{path}: cannot read the session file: {exc.strerror or exc}") from exc
-    except ValueError as exc:
-        raise ReplayError(f"{path}: not a session file: {exc}") from exc
+        return SessionInfo.read(folder)
+    except SessionFileError as exc:
+        raise ReplayError(str(exc)) from exc
 
 
-def session_frames(folder: Path, session: dict[str, Any]) -> int:
+def session_frames(folder: Path, session: SessionInfo) -> int:
     """Frames the recording holds: from the audio files themselves (session.json may predate a kill)."""
     total = 0
-    for seg in session.get("segments", []):
-        path = folder / seg["file"]
+    for seg in session.segments:
+        path = folder / seg.file
         if path.exists():
-            end = int(seg["start_frame"]) + _readable_frames(path)
-            total = max(total, end)
+            total = max(total, seg.start_frame + _readable_frames(path))
     return total
 
 
@@ -106,46 +103,42 @@ def replay(folder: Path, output: Path, config_path: Path | None = None) -> Repla
         ReplayError: the session cannot be read. ``ConfigError`` from loading the config passes through.
     """
     folder = Path(folder)
+    # A config given on the command line is checked first: its errors are the ones the user can fix.
+    given = load_config(Path(config_path)) if config_path is not None else None
     session = load_session(folder)
-    venue = Path(config_path or session["venue_config"])
+    recorded = session.static
+    config = given if given is not None else load_config(recorded.venue_path)
     warnings: list[str] = []
-    config = load_config(venue)
-    if config_hash(config.venue_path, config.piece_file) != session.get("config_sha256"):
+    if config_hash(config.venue_path, config.piece_file) != recorded.config_hash:
         warnings.append(
             f"the config files differ from the recorded ones (copies are in {folder}): the replay may differ"
         )
-    for name, model in session.get("models", {}).items():
+    for name, model in recorded.models.items():
         path = config.model_path(name) if name in config.piece.models else None
-        if path is None or not path.exists() or sha256_file(path) != model["sha256"]:
+        if path is None or not path.exists() or sha256_file(path) != model.sha256:
             warnings.append(
-                f"model {name!r} differs from the recorded one ({model['path']}): the replay will differ"
+                f"model {name!r} differs from the recorded one ({model.path}): the replay will differ"
             )
-    configure_process(int(session.get("torch_threads", config.venue.audio.torch_threads)))
     # live_loads=False: model swaps land at their logged block (loaded synchronously there).
-    engine = Engine(
-        load_installation(config, seed=int(session["seed"])),
-        fade_in_s=float(session["fade_in_s"]),
+    engine = build_engine(
+        config,
+        seed=recorded.seed,
+        fade_in_s=recorded.fade_in_s,
         live_loads=False,
+        torch_threads=recorded.torch_threads or config.venue.audio.torch_threads,  # 0: not recorded
     )
     # Recording commands were applied live; accept them here too so the engine's state matches.
     engine.handlers[c.StartRecording] = lambda cmd: None
     engine.handlers[c.StopRecording] = lambda cmd: None
     by_block = _commands(folder)
-    start = int(session["start_block"])
-    frames = session_frames(folder, session)
-    stop = session.get("stop_block")
+    start = session.start_block
+    stop = session.stop_block
     if stop is None:  # the process died: render what the files hold
-        stop = start + math.ceil(frames / engine.blocksize)
-    stop = int(stop)
-    fmt, subtype = file_format(output, engine.n_channels, (stop - start) * engine.blocksize)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    written = 0
-    with sf.SoundFile(output, "w", engine.samplerate, engine.n_channels, subtype=subtype, format=fmt) as f:
-        for block in range(stop):
-            for cmd in by_block.get(block, ()):
-                engine.submit(cmd)
-            audio = engine.next_block()
-            if block >= start:
-                f.write(audio.T)
-                written += audio.shape[1]
-    return ReplayResult(output, written, engine.samplerate, engine.n_channels, tuple(warnings))
+        stop = start + math.ceil(session_frames(folder, session) / engine.blocksize)
+
+    def submit_logged(block: int) -> None:
+        for cmd in by_block.get(block, ()):
+            engine.submit(cmd)
+
+    rendered = render_to_file(engine, output, stop_block=stop, start_block=start, before_block=submit_logged)
+    return ReplayResult(output, rendered.frames, rendered.samplerate, rendered.n_channels, tuple(warnings))

@@ -358,7 +358,8 @@ class JackOutput:
             for chunk in self._chunks:
                 read_into(chunk)
         except BaseException:
-            # An exception leaving this callback would stop JACK calling it for good (DESIGN §3).
+            # An exception leaving this callback would stop JACK calling it for good
+            # (docs/ARCHITECTURE.md, "Real-time contract").
             self.errors += 1
             self._silence()
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from latentd.recording.session import fsync_dir
+from latentd.atomic import replacing
 
 AUDIO_SUFFIXES = (".w64", ".wav", ".rf64", ".flac")
 READ_FRAMES = 65536
@@ -130,8 +130,7 @@ def recover_file(path: Path) -> Recovered:
         src = sf.SoundFile(path)
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise RecoverError(f"{path}: not a readable audio file: {exc}") from exc
-    tmp = path.with_name(f".{path.name}.recovering")
-    with src:
+    with replacing(path) as tmp, src:
         fmt, subtype, sr, ch = src.format, src.subtype, src.samplerate, src.channels
         header = -1 if fmt == "FLAC" else int(src.frames)
         blocks = _sf_blocks(src) if header != 0 else _raw_blocks(path, subtype, ch)
@@ -140,9 +139,6 @@ def recover_file(path: Path) -> Recovered:
             for block in blocks:
                 out.write(block)
                 frames += len(block)
-            out.flush()
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
     return Recovered(path, fmt, subtype, frames, sr, ch, header)
 
 

@@ -1,6 +1,7 @@
-"""The files beside a recording: ``session.json``, the command log and the latents each voice decoded.
+"""The files beside a recording: the command log, the config copies and the latents each voice decoded.
 
-All of them are written by the recorder's writer thread, never by the engine worker.
+All of them are written by the recorder's writer thread, never by the engine worker. ``session.json``
+has its own module, :mod:`latentd.recording.session_file`.
 
 Session folder layout::
 
@@ -24,9 +25,10 @@ from typing import IO, Any
 import numpy as np
 import soundfile as sf
 
+from latentd.atomic import open_atomic
+from latentd.audiofile import set_header_auto
 from latentd.engine.commands import Command
 
-SESSION_FILE = "session.json"
 COMMANDS_FILE = "commands.jsonl"
 VENUE_COPY = "venue.toml"
 PIECE_COPY = "piece.toml"
@@ -48,30 +50,6 @@ def config_hash(venue_path: Path, piece_file: Path) -> str:
     for path in (venue_path, piece_file):
         digest.update(Path(path).read_bytes())
     return digest.hexdigest()
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename or a new file in ``folder`` survive a power cut."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as JSON so that ``path`` always holds either the old or the new document.
-
-    tmp file + fsync + rename + fsync of the folder: a kill or power cut never leaves half a file.
-    """
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 def copy_configs(venue_path: Path, piece_file: Path, folder: Path) -> None:
@@ -161,26 +139,11 @@ class LatentRecording:
         self._file.flush()
         with sf.SoundFile(self.wav_path) as f:
             data = f.read(self.frames, dtype="float32", always_2d=True)
-        tmp = self.npy_path.with_name(f".{self.npy_path.name}.tmp")
-        with open(tmp, "wb") as out:
+        with open_atomic(self.npy_path, "wb") as out:
             np.save(out, data.T[None, :, :])
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.npy_path)
 
     def close(self) -> None:
         """Write the .npy and close the WAV."""
         if not self._file.closed:
             self.save_npy()
             self._file.close()
-
-
-SFC_SET_UPDATE_HEADER_AUTO = 0x1061  # sndfile.h; reachable only through soundfile's private handle
-
-
-def set_header_auto(f: sf.SoundFile) -> None:
-    """Let libsndfile rewrite the header after every write, so a killed WAV/RF64 still has its length.
-
-    Measured (DESIGN §8): RF64 without this reads as 0 frames after SIGKILL; with it, everything.
-    """
-    sf._snd.sf_command(f._file, SFC_SET_UPDATE_HEADER_AUTO, sf._ffi.NULL, 1)

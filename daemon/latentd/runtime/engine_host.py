@@ -23,9 +23,9 @@ from latentd.control.scheduler import ScheduleHandle, start_scheduler
 from latentd.diffusion.piece_pools import PiecePools
 from latentd.engine.engine import Engine
 from latentd.engine.ring import BlockRing
-from latentd.installation.piece import load_installation
+from latentd.offline.build import build_engine
 from latentd.recording.recorder import Recorder, attach_recorder
-from latentd.runtime.process import configure_process, freeze_heap
+from latentd.runtime.process import freeze_heap
 from latentd.runtime.state import StateWriter, restore_state, state_path
 
 log = structlog.get_logger("latentd.runtime.engine_host")
@@ -92,10 +92,9 @@ class EngineHost:
     def start(self) -> None:
         """Load everything and pre-fill the ring; raises ConfigError for a bad piece or model."""
         config = self.config
-        configure_process(config.venue.audio.torch_threads)
         # Generators start first: their checkpoints load in their own processes while the models load here.
         self.pools = PiecePools.start(config, log)
-        engine = self.engine = Engine(load_installation(config))
+        engine = self.engine = build_engine(config)
         ring = self.ring
         # Attached before the first block: recordings and the command log count from block 0 (replay).
         recorder = self.recorder = attach_recorder(
@@ -135,7 +134,7 @@ class EngineHost:
         now = time.monotonic()
         if self.engine is not None and now - self._last_status >= STATUS_EVERY_S:
             self._last_status = now
-            st: dict[str, Any] = self.engine.status()
+            st: dict[str, Any] = self.engine.snapshot.status()  # the worker thread owns the engine
             log.info(
                 "engine.status",
                 section=st["section"],
@@ -146,14 +145,18 @@ class EngineHost:
                 recording=self.recorder.recording if self.recorder else False,
             )
 
-    def stop(self) -> None:
-        """Stop in reverse order; safe after a partial start."""
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop in reverse order; safe after a partial start.
+
+        Args:
+            timeout_s: how long the engine worker may take to finish its block.
+        """
         if self.schedule is not None:
             self.schedule.stop()
         if self.osc is not None:
             self.osc.stop()
         if self.worker is not None:
-            self.worker.stop()
+            self.worker.stop(timeout_s)
         if self.recorder is not None:
             self.recorder.close()
         if self.state is not None:

@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -85,12 +86,23 @@ class EngineProcess:
         code = self.process.exitcode
         return int(code) if code else 1
 
-    def stop(self, timeout_s: float = 15.0) -> None:
-        """Ask the child to stop (it finishes recordings and the state file), then make sure it did."""
+    def stop(self, timeout_s: float = 15.0, *, forced: Callable[[], bool] | None = None) -> None:
+        """Ask the child to stop (it finishes recordings and the state file), then make sure it did.
+
+        Args:
+            timeout_s: how long the child may take before it is killed.
+            forced: polled while waiting; when it turns True the child is killed at once.
+        """
+        if self.process.pid is None:  # never started
+            return
         self.ring.header[STOP] = 1
-        self.process.join(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while self.process.is_alive() and time.monotonic() < deadline:
+            if forced is not None and forced():
+                break
+            self.process.join(min(TICK_S, max(0.0, deadline - time.monotonic())))
         if self.process.is_alive():
-            log.error("engine_process.stop_timeout", timeout_s=timeout_s)
+            log.error("engine_process.stop_timeout", timeout_s=timeout_s, forced=bool(forced and forced()))
             self.process.kill()
             self.process.join(5.0)
 

@@ -1,4 +1,8 @@
-"""Process-wide settings, in one place: torch threads, GIL switch interval, TorchScript warnings, gc."""
+"""Process-wide settings, in one place: torch threads, GIL switch interval, TorchScript warnings, gc.
+
+This module imports nothing heavy (torch only inside :func:`configure_process`), so any module may use
+its TorchScript warning filter.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,28 @@ import gc
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 
 SWITCH_INTERVAL_S = 0.001  # measured: a 1 ms GIL switch interval cuts xruns ~20× beside a busy thread
 
 
 def quiet_torchscript_warnings() -> None:
-    """Filter exactly torch 2.13's deprecation warnings for TorchScript (the nn~ contract is TorchScript)."""
+    """Filter exactly torch 2.13's deprecation warnings for TorchScript (the nn~ contract is TorchScript).
+
+    Process-wide; :func:`quiet_torchscript` does the same for one block of code.
+    """
     for name in ("load", "script", "save"):
         warnings.filterwarnings(
-            "ignore", message=rf".*torch\.jit\.{name}.* is deprecated", category=DeprecationWarning
+            "ignore", message=rf".*torch\.jit\.{name}.*is deprecated", category=DeprecationWarning
         )
+
+
+@contextlib.contextmanager
+def quiet_torchscript() -> Iterator[None]:
+    """Within the block, hide the warnings :func:`quiet_torchscript_warnings` filters (for library code)."""
+    with warnings.catch_warnings():
+        quiet_torchscript_warnings()
+        yield
 
 
 def configure_process(torch_threads: int = 1, realtime: bool = False, load_torch: bool = True) -> None:

@@ -11,34 +11,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 import structlog
 
+from latentd.atomic import write_atomic
 from latentd.config import Config
 from latentd.engine import commands as c
 from latentd.engine.engine import Engine
 
 STATE_VERSION = 1
-
-# Commands whose latest value per target is an operator override worth restoring.
-_OVERRIDES = (
-    c.SetVoiceGain,
-    c.SetVoiceMute,
-    c.SetLatentBias,
-    c.SetLatentScale,
-    c.SetLatentClamp,
-    c.FreezeVoice,
-    c.SetSourceParam,
-    c.SetVoicePan,
-    c.SetVoiceRotation,
-    c.SetConditioning,
-    c.SetMasterGain,
-    c.SetMasterMute,
-)
 
 _log = structlog.get_logger("latentd.runtime.state")
 
@@ -47,39 +31,6 @@ def state_path(config: Config) -> Path:
     """The state file of a venue (``schedule.state_file`` is relative to the venue config)."""
     path = Path(config.venue.schedule.state_file)
     return path if path.is_absolute() else config.venue_path.parent / path
-
-
-def overrides_from_log(command_log: list[tuple[int, c.Command]]) -> list[c.Command]:
-    """The overrides in effect after ``command_log``: the latest command per target, since the last reset."""
-    latest: dict[tuple[object, ...], c.Command] = {}
-    for _, cmd in command_log:
-        if isinstance(cmd, c.ResetOverrides):
-            latest.clear()
-        elif isinstance(cmd, _OVERRIDES):
-            target = tuple(getattr(cmd, f, None) for f in ("voice", "dim", "key", "input"))
-            latest.pop((cmd.name, *target), None)  # keep the order of the latest changes
-            latest[(cmd.name, *target)] = cmd
-    return list(latest.values())
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so that a crash leaves the old or the new file, whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # the rename itself must reach the disk
-    finally:
-        os.close(dir_fd)
 
 
 def load_state(path: Path, log: Any = None) -> dict[str, Any] | None:
@@ -128,8 +79,8 @@ def restore_state(engine: Engine, path: Path, log: Any = None) -> bool:
     data = load_state(path, log)
     if data is None:
         return False
-    piece = engine.installation.config.piece
-    if data.get("piece") != piece.name or data.get("sections") != engine.programme.names():
+    snapshot = engine.snapshot
+    if data.get("piece") != snapshot.piece or data.get("sections") != list(snapshot.sections):
         log.warning(
             "state.other_piece",
             path=str(path),
@@ -140,7 +91,7 @@ def restore_state(engine: Engine, path: Path, log: Any = None) -> bool:
     p = data["programme"]
     commands: list[c.Command] = [c.RestoreProgramme(p["step"], p["section"], p["position_s"], p["hold"])]
     for name, seed in data["seeds"].items():
-        voice = engine.voices.get(name)
+        voice = snapshot.voices.get(name)
         if voice is not None and isinstance(seed, int) and seed != voice.seed:
             commands.append(c.ReseedVoice(name, seed))
     for entry in data["overrides"]:
@@ -169,8 +120,9 @@ def restore_state(engine: Engine, path: Path, log: Any = None) -> bool:
 class StateWriter:
     """Writes the engine's state every ``every_s`` seconds (and once more at ``stop()``).
 
-    The programme position is captured by a block listener in the engine thread, so the section and its
-    position always belong together; the file is written from this object's own thread.
+    The state is read from the snapshot the engine publishes after every block, so the section and its
+    position, the seeds and the overrides always belong together; the file is written from this
+    object's own thread.
     """
 
     def __init__(self, engine: Engine, path: Path, every_s: float = 30.0, log: Any = None) -> None:
@@ -178,33 +130,25 @@ class StateWriter:
         self.path = path
         self.every_s = every_s
         self.log = log if log is not None else _log
-        self._programme: tuple[int, int, int, bool] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        engine.block_listeners.append(self._on_block)
-
-    def _on_block(self, block: int, master: object) -> None:
-        p = self.engine.programme
-        self._programme = (p.step, p.index, p.position, p.hold)
 
     def snapshot(self) -> dict[str, Any]:
         """The state as JSON-ready data."""
-        engine = self.engine
-        p = engine.programme
-        step, index, position, hold = self._programme or (p.step, p.index, p.position, p.hold)
+        s = self.engine.snapshot
         return {
             "version": STATE_VERSION,
             "saved_at": dt.datetime.now(dt.UTC).isoformat(),
-            "piece": engine.installation.config.piece.name,
-            "sections": p.names(),
+            "piece": s.piece,
+            "sections": list(s.sections),
             "programme": {
-                "step": step,
-                "section": p.names()[index],
-                "position_s": position / engine.samplerate,
-                "hold": hold,
+                "step": s.step,
+                "section": s.section,
+                "position_s": s.position_s,
+                "hold": s.hold,
             },
-            "seeds": {name: v.seed for name, v in engine.voices.items()},
-            "overrides": [cmd.to_json() for cmd in overrides_from_log(list(engine.command_log))],
+            "seeds": {name: v.seed for name, v in s.voices.items()},
+            "overrides": [cmd.to_json() for cmd in s.overrides],
         }
 
     def write(self) -> None:
@@ -229,6 +173,4 @@ class StateWriter:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5.0)
-        if self._on_block in self.engine.block_listeners:
-            self.engine.block_listeners.remove(self._on_block)
         self.write()

@@ -1,19 +1,25 @@
 """Live playback: ``latentd run``. Start in order, a short main loop, stop in reverse.
 
-Lifecycle: config → engine process (models, engine, recorder, state, schedule, OSC; ring pre-filled) →
-(private jackd) → JACK client → ready → main loop (JACK reconnection, watchdog, status lines, duration,
-signals) → shutdown in reverse with timeouts. This process holds the real-time callback and nothing that
-competes with it for the GIL: it never loads torch.
+Lifecycle (:class:`Supervisor`): :meth:`~Supervisor.startup` (signal flags → systemd notifier → stack
+dumps → process settings → engine process with its ring pre-filled (models, engine, recorder, state,
+schedule, OSC) → private jackd → JACK client) → :meth:`~Supervisor.main_loop` (a 100 ms tick: JACK
+reconnection, readiness and watchdog, status lines, duration, signal flags) → :meth:`~Supervisor.shutdown`
+in reverse order of startup, every step bounded. This process holds the real-time callback and nothing
+that competes with it for the GIL: it never loads torch.
+
+Signals: the first SIGTERM/SIGINT sets a flag the main loop reads. A second one forces: it interrupts a
+start-up step that is still loading, and shortens every wait of the shutdown to :data:`FORCE_GRACE_S`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -34,13 +40,23 @@ log = structlog.get_logger("latentd.runtime.supervisor")
 
 STATUS_EVERY_S = 5.0
 TICK_S = 0.1
+STOP_GRACE_S = 15.0  # the engine finishes its recordings and the state file within this
+FORCE_GRACE_S = 2.0  # after a second signal: each remaining shutdown step waits at most this
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 @dataclass
 class StopFlags:
-    """Set by signal handlers; read by the main loop. Handlers do nothing else."""
+    """Set by signal handlers; read by the main loop and the shutdown. Handlers do nothing else.
+
+    Attributes:
+        stop: a stop was asked for (first signal).
+        force: a second signal came: waits are cut short.
+        signals: how many stop signals arrived.
+    """
 
     stop: bool = False
+    force: bool = False
     signals: int = 0
 
 
@@ -57,66 +73,93 @@ def port_names(config: Config) -> tuple[list[str], list[str] | None]:
     return names, None
 
 
-def run(config: Config, *, duration_s: float | None = None, record: bool = False, label: str = "") -> int:
-    """Play the piece on JACK until stopped (signal or ``duration_s``). Returns the exit status."""
-    flags = StopFlags()
+class Supervisor:
+    """``latentd run``: startup in order, a main loop, shutdown in reverse (see the module docstring).
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        flags.signals += 1
-        flags.stop = True
-        if flags.signals > 1:
-            raise SystemExit(130)  # a second signal forces the stop
+    Args:
+        config: the validated venue and piece.
+        duration_s: stop cleanly after this time (None: until a signal).
+        record: record the master bus from the start.
+        label: added to the recording's file names.
+    """
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    # Reads and unsets NOTIFY_SOCKET / WATCHDOG_*: jackd and the engine process must not inherit them.
-    notifier = Notifier()
-    stack_dump = StackDumpSignal().install()  # SIGUSR1 -> "threads.dump" event from the main loop
-    enable_fatal_dumps()  # the watchdog's SIGABRT prints every thread's stack to the journal
-    audio = config.venue.audio
-    jack_cfg = config.venue.jack
-    n_channels = config.layout.n_channels
-    server: JackServer | None = None
-    output: JackOutput | None = None
-    child: EngineProcess | None = None
-    host: EngineHost | None = None
-    ring: BlockRing | SharedBlockRing | None = None
-    try:
+    def __init__(
+        self, config: Config, *, duration_s: float | None = None, record: bool = False, label: str = ""
+    ) -> None:
+        self.config = config
+        self.duration_s = duration_s
+        self.record = record
+        self.label = label
+        self.flags = StopFlags()
+        self.notifier: Notifier | None = None
+        self.stack_dump: StackDumpSignal | None = None
+        self.ring: BlockRing | SharedBlockRing | None = None
+        self.child: EngineProcess | None = None
+        self.host: EngineHost | None = None
+        self.server: JackServer | None = None
+        self.output: JackOutput | None = None
+        self.ready: ReadyGate | None = None
+        self.watchdog: WatchdogGate | None = None
+        # Each start-up step pushes its undo here; the shutdown unwinds it, last in first out.
+        self._undo = contextlib.ExitStack()
+        self._shutting_down = False
+        self._previous_handlers: dict[int, Any] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    def run(self) -> int:
+        """Start, play until stopped, stop; returns the exit status."""
+        try:
+            code = self.startup()
+            return code if code is not None else self.main_loop()
+        finally:
+            self.shutdown()
+
+    def startup(self) -> int | None:
+        """Start everything in order; None when playing, else the exit status to stop with.
+
+        Raises:
+            ConfigError: the piece or a model is bad (threaded engine; the engine process reports it with
+                its exit status instead).
+            JackOutputError, JackServerError: JACK cannot be started or reached.
+        """
+        config = self.config
+        audio = config.venue.audio
+        jack_cfg = config.venue.jack
+        n_channels = config.layout.n_channels
+        self._install_signal_handlers()
+        # Reads and unsets NOTIFY_SOCKET / WATCHDOG_*: jackd and the engine process must not inherit them.
+        notifier = self.notifier = self._undo.enter_context(Notifier())
+        stack_dump = self.stack_dump = StackDumpSignal().install()  # SIGUSR1 -> "threads.dump" event
+        self._undo.callback(stack_dump.uninstall)
+        enable_fatal_dumps()  # the watchdog's SIGABRT prints every thread's stack to the journal
         configure_process(audio.torch_threads, realtime=True, load_torch=not audio.engine_process)
         if audio.engine_process:
-            shared = SharedBlockRing(jack_cfg.ring_blocks, audio.blocksize, n_channels, consumer=True)
-            ring = shared
-            child = EngineProcess(config, shared, record=record, label=label)
+            shared = self.ring = SharedBlockRing(
+                jack_cfg.ring_blocks, audio.blocksize, n_channels, consumer=True
+            )
+            self._undo.callback(_release, shared)
+            child = self.child = EngineProcess(config, shared, record=self.record, label=self.label)
+            self._undo.callback(lambda: child.stop(self._grace_s(), forced=lambda: self.flags.force))
             code = child.start()
             if code:
                 log.error("engine_process.failed_to_start", exit_code=code)
                 return code
-
-            def blocks() -> int:
-                return shared.blocks_written
-
-            def xruns_to_child() -> None:
-                shared.header[XRUNS] = output.xruns if output is not None else 0
         else:
             from latentd.runtime.engine_host import EngineHost  # loads torch: only in the threaded mode
 
-            ring = BlockRing(jack_cfg.ring_blocks, audio.blocksize, n_channels)
-            host = EngineHost(
-                config, ring, record=record, label=label, xruns=lambda: output.xruns if output else 0
+            ring = self.ring = BlockRing(jack_cfg.ring_blocks, audio.blocksize, n_channels)
+            host = self.host = EngineHost(
+                config, ring, record=self.record, label=self.label, xruns=self.xruns
             )
+            self._undo.callback(lambda: host.stop(min(5.0, self._grace_s())))
             host.start()
-            engine_host = host
-
-            def blocks() -> int:
-                assert engine_host.engine is not None
-                return engine_host.engine.counters.blocks
-
-            def xruns_to_child() -> None:
-                pass
-
-        ready = ReadyGate(notifier, blocks)
+        self.ready = ReadyGate(notifier, self.blocks)
+        if self.flags.stop:  # asked while the engine was starting: JACK is not worth starting
+            log.info("stopping", blocks=self.blocks())
+            return 0
         server_name = jack_cfg.server_name or None
         if jack_cfg.start_server:
-            server = JackServer(
+            server = self.server = JackServer(
                 server_name or f"latentd-{config.venue.name}",
                 samplerate=audio.samplerate,
                 period=jack_cfg.period,
@@ -124,11 +167,12 @@ def run(config: Config, *, duration_s: float | None = None, record: bool = False
                 device=jack_cfg.device,
                 playback_channels=n_channels,
             )
+            self._undo.callback(lambda: server.stop(min(5.0, self._grace_s())))
             server.start()
             server_name = server.name
         names, connect = port_names(config)
-        output = JackOutput(
-            ring,
+        output = self.output = JackOutput(
+            self.ring,
             client_name=jack_cfg.client_name,
             port_names=names,
             server_name=server_name,
@@ -137,64 +181,115 @@ def run(config: Config, *, duration_s: float | None = None, record: bool = False
             blocksize=audio.blocksize,
             log=log,
         )
+        self._undo.callback(output.stop)
         output.start()
-        out = output
-        watchdog = WatchdogGate(notifier, blocks, idle=lambda: not out.connected)
+        self.watchdog = WatchdogGate(notifier, self.blocks, idle=lambda: not output.connected)
         log.info(
             "ready",
             piece=config.piece.name,
             channels=n_channels,
             samplerate=audio.samplerate,
-            engine="process" if child is not None else "thread",
+            engine="process" if self.child is not None else "thread",
         )
-        started = time.monotonic()
-        last_status = started
-        while not flags.stop:
+        return None
+
+    def main_loop(self) -> int:
+        """Tick until a signal, the duration or a failed engine stops it; returns the exit status."""
+        started = last_status = time.monotonic()
+        while not self.flags.stop:
             time.sleep(TICK_S)
-            output.poll()
-            xruns_to_child()
-            if host is not None:
-                host.tick()
-                if host.error is not None:
-                    return 1
-            if child is not None and child.error:
-                log.error("engine_process.died", exit_code=child.exit_code)
-                return child.exit_code
-            stack_dump.poll(log)
-            ready.tick(status=f"playing {config.piece.name}")
-            watchdog.tick()
+            code = self.tick()
+            if code is not None:
+                return code
             now = time.monotonic()
             if now - last_status >= STATUS_EVERY_S:
                 last_status = now
-                notifier.status(f"blocks {blocks()}, xruns {output.xruns}, underruns {ring.underruns}")
-                log.info(
-                    "status",
-                    blocks=blocks(),
-                    xruns=output.xruns,
-                    underruns=ring.underruns,
-                    connected=output.connected,
-                )
-            if duration_s is not None and now - started >= duration_s:
+                self._status()
+            if self.duration_s is not None and now - started >= self.duration_s:
                 break
-        log.info("stopping", xruns=output.xruns, underruns=ring.underruns, blocks=blocks())
+        assert self.ring is not None
+        log.info("stopping", xruns=self.xruns(), underruns=self.ring.underruns, blocks=self.blocks())
         return 0
-    finally:
-        notifier.stopping()
-        if output is not None:
-            output.stop()
-        if child is not None:
-            child.stop()
-        if host is not None:
-            host.stop()
-        if isinstance(ring, SharedBlockRing):
-            ring.close()
-            ring.unlink()
-        if server is not None:
-            server.stop()
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        stack_dump.uninstall()
-        notifier.close()
+
+    def tick(self) -> int | None:
+        """One round of housekeeping; None while playing, else the exit status of a failed engine."""
+        assert self.output is not None and self.ready is not None and self.watchdog is not None
+        self.output.poll()
+        if self.child is not None:
+            self.child.ring.header[XRUNS] = self.output.xruns  # for the recording's session file
+            if self.child.error:
+                log.error("engine_process.died", exit_code=self.child.exit_code)
+                return self.child.exit_code
+        if self.host is not None:
+            self.host.tick()
+            if self.host.error is not None:
+                return 1
+        if self.stack_dump is not None:
+            self.stack_dump.poll(log)
+        self.ready.tick(status=f"playing {self.config.piece.name}")
+        self.watchdog.tick()
+        return None
+
+    def shutdown(self) -> None:
+        """Stop in reverse order of startup; safe after a partial start, every wait bounded."""
+        self._shutting_down = True
+        if self.notifier is not None:
+            self.notifier.stopping()
+        try:
+            self._undo.close()
+        finally:
+            self._restore_signal_handlers()
+
+    # ------------------------------------------------------------------ reads
+    def blocks(self) -> int:
+        """Blocks the engine has rendered so far (from the shared ring or the engine's snapshot)."""
+        if isinstance(self.ring, SharedBlockRing):
+            return self.ring.blocks_written
+        if self.host is not None and self.host.engine is not None:
+            return self.host.engine.snapshot.block
+        return 0
+
+    def xruns(self) -> int:
+        """JACK xruns so far (0 before the client starts)."""
+        return self.output.xruns if self.output is not None else 0
+
+    def _status(self) -> None:
+        assert self.output is not None and self.ring is not None and self.notifier is not None
+        blocks, xruns, underruns = self.blocks(), self.output.xruns, self.ring.underruns
+        self.notifier.status(f"blocks {blocks}, xruns {xruns}, underruns {underruns}")
+        log.info("status", blocks=blocks, xruns=xruns, underruns=underruns, connected=self.output.connected)
+
+    def _grace_s(self) -> float:
+        return FORCE_GRACE_S if self.flags.force else STOP_GRACE_S
+
+    # ------------------------------------------------------------------ signals
+    def _install_signal_handlers(self) -> None:
+        self._previous_handlers = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS}
+
+    def _restore_signal_handlers(self) -> None:
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
+        self._previous_handlers = {}
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        flags = self.flags
+        flags.signals += 1
+        flags.stop = True
+        if flags.signals > 1:
+            flags.force = True
+            if not self._shutting_down:
+                # Interrupts a start-up step that may load for minutes; the shutdown still runs, briefly.
+                raise SystemExit(130)
+
+
+def _release(ring: SharedBlockRing) -> None:
+    ring.close()
+    ring.unlink()
+
+
+def run(config: Config, *, duration_s: float | None = None, record: bool = False, label: str = "") -> int:
+    """Play the piece on JACK until stopped (signal or ``duration_s``). Returns the exit status."""
+    return Supervisor(config, duration_s=duration_s, record=record, label=label).run()
 
 
 def run_from_file(path: Path, duration_s: float | None, record: bool = False, label: str = "") -> int:

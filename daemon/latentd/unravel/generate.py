@@ -40,7 +40,10 @@ def required_keys(distribution: str, pattern: str) -> tuple[str, ...]:
 
 
 def expected_rows(pattern: str, k: int, d: int, num_loops: int) -> int:
-    """Rows of a pattern over a (k, d) base repeated ``num_loops`` times (DESIGN §5)."""
+    """Rows of a pattern over a (k, d) base repeated ``num_loops`` times.
+
+    The shapes are listed in docs/ARCHITECTURE.md, "Latent sources".
+    """
     match pattern:
         case "default":
             return k * num_loops

@@ -1,0 +1,127 @@
+"""The command base: what every command class declares, the table they fill, the overrides they keep.
+
+A command class (see :mod:`latentd.engine.commands`) declares in one place:
+
+- ``name``: the stable name used in command logs;
+- ``override``: the fields naming what an operator override sets (``()`` for the master bus), or None
+  for actions; the engine keeps the latest override per target and the state file restores them;
+- its float fields, found from the annotations, which the engine refuses when not finite;
+- ``refusal(engine)``: why the engine would refuse it beyond the common checks (optional);
+- ``apply(engine)``: its handler, run in the engine thread between blocks.
+
+A class that misses ``name``, ``override`` or ``apply`` fails when it is defined; every class defined
+lands in :data:`COMMANDS` by itself.
+
+Adding an OSC command touches four places: the command class with its handler
+(``engine/commands.py``), its route (``control/osc_map.py``), the README's OSC table (a test compares
+it with the routes) and the tests (``tests/control/test_osc.py``; a test fails for a command that has
+no route and no reason not to have one). The finiteness check, the state file's overrides and the
+command log follow from the class.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from latentd.engine.engine import Engine
+
+SEED_MODULUS = 2**32  # voice seeds are 32-bit: the next seed after the largest is 0
+
+COMMANDS: dict[str, type[Command]] = {}
+
+
+@dataclass(frozen=True)
+class Command:
+    """Base of every command; see the module docstring for what a subclass declares."""
+
+    name: ClassVar[str] = "command"
+    override: ClassVar[tuple[str, ...] | None] = None
+    floats: ClassVar[tuple[str, ...]] = ()  # set for each class from its ``float`` annotations
+    resets_overrides: ClassVar[bool] = False  # True: applying it drops every override
+
+    def __init_subclass__(cls, *, abstract: bool = False, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if abstract:
+            return
+        for declared in ("name", "override"):
+            if declared not in cls.__dict__:
+                raise TypeError(
+                    f"command {cls.__name__} must declare `{declared}` (see latentd.engine.command_base)"
+                )
+        if cls.apply is Command.apply:
+            raise TypeError(f"command {cls.__name__} has no handler: define `apply(self, engine)`")
+        if cls.name in COMMANDS:
+            raise TypeError(f"command name {cls.name!r} of {cls.__name__} is taken by {COMMANDS[cls.name]}")
+        annotations: dict[str, Any] = inspect.get_annotations(cls)  # this class's own, as written
+        fields = [f for f, kind in annotations.items() if not str(kind).startswith("ClassVar")]
+        unknown = [f for f in cls.override or () if f not in fields]
+        if unknown:
+            raise TypeError(f"command {cls.__name__}: override names unknown fields {unknown}")
+        cls.floats = tuple(f for f in fields if annotations[f] in ("float", float))
+        COMMANDS[cls.name] = cls
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict: ``{"cmd": name, **fields}``."""
+        return {"cmd": self.name, **dataclasses.asdict(self)}
+
+    def override_key(self) -> tuple[object, ...] | None:
+        """What this command overrides (its name and target fields), or None for an action."""
+        if self.override is None:
+            return None
+        return (self.name, *(getattr(self, f) for f in self.override))
+
+    def refusal(self, engine: Engine) -> str | None:
+        """Why the engine would refuse this command, past the common checks (voice, dim, finiteness)."""
+        return None
+
+    def resolve(self, engine: Engine) -> Command:
+        """The command as it is applied and logged (e.g. "the next seed" made concrete)."""
+        return self
+
+    def apply(self, engine: Engine) -> None:
+        """Change the engine (engine thread, between blocks; ``refusal`` has returned None).
+
+        Raises:
+            ValueError: the change could not be made; the command is refused with this reason.
+        """
+        raise NotImplementedError
+
+
+class Overrides:
+    """The operator overrides in effect: the latest command per target since the last reset.
+
+    Kept by the engine as commands are applied (and rebuilt from a command log by
+    :func:`overrides_from_log`); :meth:`values` lists them oldest change first.
+    """
+
+    def __init__(self) -> None:
+        self._latest: dict[tuple[object, ...], Command] = {}
+        self._values: tuple[Command, ...] = ()
+
+    def note(self, command: Command) -> None:
+        """Take an applied command into account."""
+        if command.resets_overrides:
+            self._latest.clear()
+        else:
+            key = command.override_key()
+            if key is None:
+                return
+            self._latest.pop(key, None)  # keep the order of the latest changes
+            self._latest[key] = command
+        self._values = tuple(self._latest.values())
+
+    def values(self) -> tuple[Command, ...]:
+        """The overrides, oldest change first (the same tuple until the next change)."""
+        return self._values
+
+
+def overrides_from_log(command_log: list[tuple[int, Command]]) -> list[Command]:
+    """The overrides in effect after ``command_log``: the latest command per target, since the last reset."""
+    overrides = Overrides()
+    for _, cmd in command_log:
+        overrides.note(cmd)
+    return list(overrides.values())

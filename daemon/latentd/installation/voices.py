@@ -1,0 +1,245 @@
+"""Voices from the configuration: sources, per-dimension settings, conditioning and routing, checked.
+
+The piece's voices are built once, while the configuration becomes an :class:`~latentd.installation.piece.
+Installation`, so every problem is reported there (a ``ConfigError`` naming the file and the key) and an
+engine built from an installation never meets a configuration error. Model swaps build their voice with
+the same :class:`VoiceBuilder`; there the problems are only warnings (the piece's values do not fit the
+new model and fall back to defaults).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from latentd.config import Config, ConfigError, Problem
+from latentd.config.schema import VoiceConfig
+from latentd.engine.voice import Routing, Voice, voice_seed
+from latentd.installation.layout import Layout, make_layout
+from latentd.installation.models import ModelInfo
+from latentd.sources import build_source
+from latentd.sources.base import Source, per_dim
+
+
+def piece_to_venue(piece_layout: Layout, venue: Layout) -> np.ndarray:
+    """[piece speakers, venue speakers]: each of the piece's speakers panned at its azimuth on the venue's."""
+    return np.asarray([venue.pan_gains(s.azimuth_deg) for s in piece_layout.speakers], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class VoiceBuilder:
+    """Builds the voices of one piece on one venue.
+
+    Attributes:
+        config: the validated configuration.
+        layout: the venue's speaker layout.
+        seed: the piece seed in force (each voice derives its own from it).
+        piece_layout: the layout the piece was made for, when it differs from the venue's (explicit
+            matrices and routes then address the piece's speakers and are panned onto the venue's).
+    """
+
+    config: Config
+    layout: Layout
+    seed: int
+    piece_layout: Layout | None = None
+
+    @classmethod
+    def for_config(cls, config: Config, layout: Layout, seed: int) -> VoiceBuilder:
+        """The builder for ``config`` on the venue ``layout`` with the piece seed ``seed``."""
+        piece_layout = None
+        if config.piece.layout is not None and config.piece.layout != layout.name:
+            piece_layout = make_layout(config.piece.layout)
+        return cls(config, layout, seed, piece_layout)
+
+    @property
+    def piece_file(self) -> Path:
+        """The file the voices are configured in (problems name it)."""
+        return self.config.piece_dir / "piece.toml"
+
+    def build(
+        self,
+        name: str,
+        info: ModelInfo,
+        row: int,
+        problems: list[Problem],
+        *,
+        source: Source | None = None,
+        seed: int | None = None,
+    ) -> Voice | None:
+        """Voice ``name`` of the piece on a model described by ``info``, in batch row ``row``.
+
+        Problems are appended to ``problems``; a setting that does not fit falls back to its default.
+
+        Args:
+            name: the voice's name in the piece.
+            info: the model the voice plays.
+            row: the voice's batch row in its model group.
+            problems: receives every problem found.
+            source: used as it is when given (a swap keeps the source running).
+            seed: the voice seed (default: the voice's seed in the piece).
+
+        Returns:
+            The voice, or None when its source cannot be built.
+        """
+        vc = self.config.piece.voices[name]
+        file = self.piece_file
+        key = f"voices.{name}"
+        if seed is None:
+            seed = voice_seed(self.seed, name)
+        if source is None:
+            try:
+                source = build_source(
+                    vc.source,
+                    latent_size=info.latent_size,
+                    latent_rate_hz=info.latent_rate_hz,
+                    ratio=info.ratio,
+                    seed=seed,
+                    base_dir=self.config.piece_dir,
+                )
+            except ValueError as exc:
+                problems.append(Problem(file, f"{key}.source", vc.source.kind, str(exc)))
+                return None
+        constants = {k: float(v) for k, v in vc.conditioning.items() if isinstance(v, int | float)}
+        driven = self._conditioning_sources(name, vc, info, problems)
+        clamp = (float(vc.clamp[0]), float(vc.clamp[1])) if vc.clamp is not None else None
+        return Voice(
+            name,
+            row,
+            source,
+            latent_size=info.latent_size,
+            latent_rate_hz=info.latent_rate_hz,
+            samplerate=self.config.venue.audio.samplerate,
+            conditioning=constants,
+            conditioning_names=info.conditioning,
+            conditioning_sources=driven,
+            gain=vc.gain,
+            mute=vc.mute,
+            bias=self._per_dim(vc.bias, 0.0, info.latent_size, f"{key}.bias", problems),
+            scale=self._per_dim(vc.scale, 1.0, info.latent_size, f"{key}.scale", problems),
+            clamp=clamp,
+            routing=self._routing(vc, info.n_channels, key, problems),
+            seed=seed,
+        )
+
+    def _conditioning_sources(
+        self, name: str, vc: VoiceConfig, info: ModelInfo, problems: list[Problem]
+    ) -> dict[str, Source]:
+        """The voice's conditioning inputs driven by a source; unknown inputs are problems."""
+        key = f"voices.{name}"
+        driven: dict[str, Source] = {}
+        for cond_name, spec in vc.conditioning.items():
+            if cond_name in info.conditioning and not isinstance(spec, int | float):
+                try:
+                    driven[cond_name] = build_source(
+                        spec,
+                        latent_size=1,
+                        latent_rate_hz=info.latent_rate_hz,
+                        ratio=info.ratio,
+                        seed=voice_seed(self.seed, f"{name}.{cond_name}"),
+                        base_dir=self.config.piece_dir,
+                    )
+                except ValueError as exc:
+                    problems.append(
+                        Problem(self.piece_file, f"{key}.conditioning.{cond_name}", spec.kind, str(exc))
+                    )
+        unknown = sorted(set(vc.conditioning) - set(info.conditioning))
+        if unknown:
+            allowed = ", ".join(info.conditioning) or "none (the model has no conditioning inputs)"
+            problems.append(
+                Problem(
+                    self.piece_file,
+                    f"{key}.conditioning",
+                    unknown,
+                    f"unknown conditioning input; allowed: {allowed}",
+                )
+            )
+        return driven
+
+    def _per_dim(
+        self, value: float | list[float] | None, default: float, size: int, key: str, problems: list[Problem]
+    ) -> np.ndarray:
+        """A per-dimension setting as ``size`` values; one that does not fit is a problem (default used)."""
+        if value is None:
+            return np.full(size, default, dtype=np.float64)
+        try:
+            return per_dim(value, key.rsplit(".", 1)[-1], size)
+        except ValueError as exc:
+            problems.append(Problem(self.piece_file, key, value, str(exc)))
+            return np.full(size, default, dtype=np.float64)
+
+    def _routing(self, vc: VoiceConfig, n_channels: int, key: str, problems: list[Problem]) -> Routing:
+        """How the voice reaches the venue's speakers: a matrix, a route or panning."""
+        layout = self.layout
+        if self.piece_layout is not None and (vc.matrix is not None or vc.route is not None):
+            # Explicit downmix: resolve against the piece's layout, then map its speakers onto the venue's.
+            piece = VoiceBuilder(self.config, self.piece_layout, self.seed)
+            resolved = piece._routing(vc, n_channels, key, problems)
+            assert resolved.matrix is not None
+            return Routing(
+                layout, n_channels, matrix=resolved.matrix @ piece_to_venue(self.piece_layout, layout)
+            )
+        if vc.matrix is not None:
+            m = np.asarray(vc.matrix, dtype=np.float32)
+            if m.shape != (n_channels, layout.n_channels):
+                problems.append(
+                    Problem(
+                        self.piece_file,
+                        f"{key}.matrix",
+                        vc.matrix,
+                        f"must be {n_channels} row(s) (model channels) × "
+                        f"{layout.n_channels} columns (speakers)",
+                    )
+                )
+                m = np.zeros((n_channels, layout.n_channels), dtype=np.float32)
+            return Routing(layout, n_channels, matrix=m)
+        if vc.route is not None:
+            m = np.zeros((n_channels, layout.n_channels), dtype=np.float32)
+            try:
+                targets = [layout.index(s) for s in vc.route]
+            except (KeyError, ValueError, IndexError) as exc:
+                problems.append(Problem(self.piece_file, f"{key}.route", vc.route, str(exc)))
+                return Routing(layout, n_channels, matrix=m)
+            if len(targets) == n_channels:
+                for ch, t in enumerate(targets):
+                    m[ch, t] = 1.0
+            else:
+                m[:, targets] = 1.0
+            return Routing(layout, n_channels, matrix=m)
+        pan = vc.pan
+        if pan is None:
+            return Routing(layout, n_channels)
+        return Routing(
+            layout,
+            n_channels,
+            azimuth_deg=pan.azimuth_deg,
+            spread_deg=pan.spread_deg,
+            rotate_deg_s=pan.rotate_deg_s,
+            waypoints=[(t, a) for t, a in pan.waypoints] if pan.waypoints else None,
+        )
+
+
+def build_voices(builder: VoiceBuilder, infos: dict[str, ModelInfo]) -> dict[str, Voice]:
+    """Every voice of the piece, in piece order, each in the next batch row of its model.
+
+    Args:
+        builder: the piece's voice builder.
+        infos: the piece's models by name.
+
+    Raises:
+        ConfigError: every problem of every voice, at once.
+    """
+    problems: list[Problem] = []
+    voices: dict[str, Voice] = {}
+    rows: dict[str, int] = {}
+    for name, vc in builder.config.piece.voices.items():
+        row = rows.get(vc.model, 0)
+        voice = builder.build(name, infos[vc.model], row, problems)
+        if voice is None:
+            continue
+        rows[vc.model] = row + 1
+        voices[name] = voice
+    if problems:
+        raise ConfigError(problems)
+    return voices
