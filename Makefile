@@ -14,6 +14,7 @@ SYSTEM_PYTHON ?= python3
 
 # The diffusion extra's a-unet goes in without its dependency data-science-types (old numpy stubs that
 # break type checking); at run time it needs only torch and einops.
+# nn-tilde (the tests' vschaos2 stand-in) pins torch==2.5: it too goes in without its dependencies.
 $(VENV)/.installed: pyproject.toml
 	bash tools/system-deps.sh
 	$(SYSTEM_PYTHON) -m venv $(VENV)
@@ -21,6 +22,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q $(TORCH_SPEC)
 	$(PY) -m pip install -q -e '.[dev]'
 	$(PY) -m pip install -q --no-deps a-unet==0.0.16
+	$(PY) -m pip install -q --no-deps nn-tilde==1.6.0
 	touch $@
 
 system-deps:

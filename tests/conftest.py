@@ -1,8 +1,8 @@
 """Shared fixtures.
 
 Model building: ``model_factory`` (small synth models in the nn~ format, built once per spec per session),
-``demo_models`` (the demo piece's models) and ``shared_models_dir`` (real RAVE exports beside the project,
-skipped when absent).
+``demo_models`` (the demo piece's models), ``vschaos2_model`` (a stand-in with vschaos2's interface) and
+``shared_models_dir`` (real RAVE exports beside the project, skipped when absent).
 """
 
 from collections.abc import Callable, Iterator
@@ -34,6 +34,15 @@ def demo_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("demo-models")
     paths = build_demo_models(folder)
     return dict(zip(DEMO_MODELS, paths, strict=True))
+
+
+@pytest.fixture(scope="session")
+def vschaos2_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A vschaos2 stand-in (``latentd.modelkit.vschaos2``: 8 latent dims, pitch, octave), built once."""
+    # Imported here: it needs nn-tilde, a development dependency most tests never touch.
+    from latentd.modelkit.vschaos2 import build_vschaos2_standin
+
+    return build_vschaos2_standin(tmp_path_factory.mktemp("vschaos2") / "vschaos2-standin.ts")
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import struct
 import time
+from typing import cast
 
 import numpy as np
 import pytest
@@ -14,9 +15,12 @@ from pythonosc.osc_bundle_builder import OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from latentd.config import load_config
+from latentd.control.osc import OscServer, make_status_provider
+from latentd.control.osc_config import OscConfig
 from latentd.control.osc_parse import encode_bundle, encode_message, parse_packet
 from latentd.engine import commands as c
 from latentd.engine.engine import Engine
+from latentd.engine.snapshot import EngineSnapshot
 from latentd.installation.piece import load_installation
 from tests.control.conftest import LOCAL, SR, deliver, dominant_hz, make_server, play, rms
 
@@ -267,6 +271,52 @@ def test_bad_input_leaves_the_audio_unchanged(make_engine):
     assert server.counters.refused == len(REFUSED)
     np.testing.assert_array_equal(play(engine, 0.3), play(reference, 0.3))
     assert engine.command_log == []
+
+
+class SnapshotOnly:
+    """An engine as another thread may see it: its published snapshot and ``submit``, nothing else."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @property
+    def snapshot(self) -> EngineSnapshot:
+        return self._engine.snapshot
+
+    def submit(self, command: c.Command) -> None:
+        self._engine.submit(command)
+
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"the OSC server read engine.{name}, not the snapshot")
+
+
+# Refusals that need what the snapshot tells of each voice (its model, attributes, parameters).
+REFUSED_BY_STATE = [
+    (("/voice/v/attr/warmth", 1.0), "has no attribute 'warmth'; attributes: temperature"),
+    (("/voice/v/model", "nope"), "unknown model 'nope'; models of the piece: a"),
+    (("/voice/v/model", "a"), "voice 'v' already plays model 'a'"),
+    (("/voice/w/param/smooth_s", -1.0), "parameter 'smooth_s' must be in 0..60, got -1"),
+]
+
+
+def test_the_server_checks_commands_against_the_snapshot_alone(engine):
+    server = OscServer(cast(Engine, SnapshotOnly(engine)), OscConfig(), make_status_provider(engine))
+    for message, reason in REFUSED + REFUSED_BY_STATE:
+        (reply,) = deliver(server, *message)
+        assert reply.address == "/error" and reason in reply.args[1], (message, reply.args[1])
+    assert deliver(server, "/voice/w/param/smooth_s", 0.5) == []
+    assert deliver(server, "/section/goto", "b") == []
+    assert applied(engine) == [c.SetSourceParam("w", "smooth_s", 0.5), c.GotoSection("b")]
+
+
+def test_a_recording_handler_is_seen_by_the_server_once_the_engine_publishes_it(engine):
+    server = make_server(engine)
+    engine.handlers[c.StartRecording] = lambda command: None
+    (reply,) = deliver(server, "/record/start")  # the published snapshot predates the handler
+    assert "recording is not available" in reply.args[1]
+    engine.next_block()
+    assert deliver(server, "/record/start") == []
+    assert applied(engine) == [c.StartRecording("")]
 
 
 def test_truncated_float_is_refused_not_read_as_zero(engine):

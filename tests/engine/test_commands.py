@@ -138,3 +138,24 @@ def test_reseed_without_a_seed_is_resolved_and_logged_with_the_next_seed(engine:
     logged = [cmd for _, cmd in engine.command_log if isinstance(cmd, c.ReseedVoice)]
     assert logged[-2:] == [c.ReseedVoice("v", seed + 1), c.ReseedVoice("v", seed + 2)]
     assert engine.snapshot.voices["v"].seed == seed + 2
+
+
+def test_the_engine_and_other_threads_refuse_with_the_same_checks(engine: Engine):
+    commands = [
+        c.SetVoiceGain("nobody", 0.5),
+        c.SetLatentBias("v", 4, 0.0),
+        c.SetLatentClamp("v", 0, 1.0, -1.0),
+        c.SetSourceParam("v", "speed", 1.0),
+        c.SetSourceParam("v", "smooth_s", 61.0),
+        c.SetConditioning("v", "pitch", 1.0),
+        c.SetModelAttribute("v", "warmth", 1.0),
+        c.SwapModel("v", "a"),
+        c.GotoSection("nowhere"),
+        c.StartRecording(""),
+        c.SetMasterGain(math.nan),
+        c.SetVoiceGain("v", 0.5),
+    ]
+    view = engine.snapshot
+    reasons = [c.check(cmd, view) for cmd in commands]
+    assert reasons == [engine.check(cmd) for cmd in commands]
+    assert reasons[-1] is None and all(reason is not None for reason in reasons[:-1])

@@ -165,6 +165,19 @@ def test_osc_model_route_accepts_a_piece_model_and_refuses_others(tmp_path, mode
         engine.next_block()
 
 
+def test_a_swap_landing_that_the_engine_did_not_load_is_refused(tmp_path, model_factory):
+    engine = _engine(_piece(tmp_path, model_factory))
+    with capture_logs() as logs:
+        engine.submit(c.ModelSwapped("v", "b"))
+        engine.next_block()
+    (refused,) = [e for e in logs if e["event"] == "command.refused"]
+    assert refused["reason"] == (
+        "voice.model_swapped is logged by the engine when a swap lands; send voice.model instead"
+    )
+    assert engine.counters.refused_commands == 1 and engine.counters.swap_failures == 0
+    assert engine.snapshot.voices["v"].model == "a" and engine.command_log == []
+
+
 @pytest.mark.parametrize("gap_blocks", [0, 3])
 def test_replay_of_a_session_with_a_swap_equals_the_recording(tmp_path, model_factory, gap_blocks):
     venue = _piece(tmp_path, model_factory)

@@ -3,7 +3,6 @@
 import collections
 import threading
 import time
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from latentd.engine.ring import BlockRing
+from tests.alloc import allocation_growth
 
 
 def block(value: float, n_channels: int = 2, blocksize: int = 4) -> np.ndarray:
@@ -170,16 +170,7 @@ def test_read_into_allocates_nothing_that_grows() -> None:
             ring.read_into(outs)  # second part
             ring.read_into(outs)  # underrun
 
-    run(500)  # warm caches (int objects, method caches)
-    tracemalloc.start()
-    try:
-        run(100)
-        before = tracemalloc.take_snapshot()
-        run(10_000)
-        after = tracemalloc.take_snapshot()
-    finally:
-        tracemalloc.stop()
-    growth = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    growth = allocation_growth(run)
     # 30,000 calls: any per-call leak of even one small object would show as hundreds of kilobytes.
     assert growth < 2048, f"ring calls grew memory by {growth} bytes over 30,000 calls"
     assert ring.underruns > 0
@@ -197,3 +188,17 @@ def test_a_tagged_ring_hands_whole_blocks_with_their_tags_to_peek() -> None:
     ring.advance()
     assert ring.readable() == 0 and ring.writable() == 2
     assert BlockRing(2, 4, 2).write(block(1.0), tag=5)  # an untagged ring ignores tags
+
+
+def test_tagged_write_peek_and_advance_allocate_nothing_that_grows() -> None:
+    ring = BlockRing(4, 256, 8, tagged=True)
+    data = np.ones((8, 256), dtype=np.float32)
+
+    def run(n_calls: int) -> None:
+        for index in range(n_calls):
+            ring.write(data, tag=index)
+            ring.peek()
+            ring.advance()
+
+    growth = allocation_growth(run)
+    assert growth < 2048, f"tagged ring calls grew memory by {growth} bytes over 30,000 calls"

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import multiprocessing
-import tracemalloc
 
 import numpy as np
 import pytest
 
 import latentd.engine.shared_ring as shared_ring
 from latentd.engine.shared_ring import SharedBlockRing
+from tests.alloc import allocation_growth
 
 N_BLOCKS, BLOCKSIZE, CHANNELS = 4, 64, 3
 
@@ -79,17 +79,8 @@ def test_read_into_allocates_nothing_that_grows(ring):
             ring.read_into(outs)  # underrun
 
     try:
-        run(500)
-        tracemalloc.start()
-        try:
-            run(100)
-            before = tracemalloc.take_snapshot()
-            run(10_000)
-            after = tracemalloc.take_snapshot()
-        finally:
-            tracemalloc.stop()
+        growth = allocation_growth(run)
     finally:
         producer.close()
-    growth = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
     assert growth < 2048, f"shared ring calls grew memory by {growth} bytes over 20,000 calls"
     assert ring.underruns > 0

@@ -3,8 +3,10 @@
 Transport and handling are kept apart: :meth:`OscServer.handle_datagram` is a pure function of (bytes,
 sender) → replies that tests drive without sockets; the thread only moves bytes. Order of checks, cheapest
 first so a flood costs little: sender's network (drop silently), sender's rate (drop silently), size (drop
-silently), strict parse, address map, ``Engine.check``. A packet is all or nothing: if any message of a
-bundle is refused, none of it is applied, and the sender gets ``/error <address> <reason>``.
+silently), strict parse, address map, the command's checks against the engine's published snapshot
+(:func:`~latentd.engine.commands.check`; the engine checks again when it applies it). A packet is all
+or nothing: if any message of a bundle is refused, none of it is applied, and the sender gets
+``/error <address> <reason>``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import structlog
 from latentd.control.osc_config import OscConfig
 from latentd.control.osc_map import Refusal, StatusRequest, map_message
 from latentd.control.osc_parse import OscParseError, encode_message, parse_packet
-from latentd.engine.commands import Command
+from latentd.engine.commands import Command, check
 from latentd.engine.engine import Engine
 
 Sender = tuple[str, int]
@@ -111,7 +113,7 @@ class OscServer:
         """Build the server (nothing is bound until :meth:`start`).
 
         Args:
-            engine: receives the commands (``check`` then ``submit``).
+            engine: receives the commands (``submit``); the server reads only its ``snapshot``.
             config: the venue's ``[osc]`` section.
             status_provider: builds the ``/status`` reply.
             log: a structlog logger (default ``latentd.osc``).
@@ -223,6 +225,7 @@ class OscServer:
         except OscParseError as exc:
             return self._refuse(exc.address, f"malformed packet: {exc.reason}", host, reply_to)
         planned: list[Command | StatusRequest] = []
+        view = self.engine.snapshot  # one snapshot for the whole packet
         for message in messages:
             mapped = map_message(message)
             if isinstance(mapped, Refusal):
@@ -230,7 +233,7 @@ class OscServer:
             elif isinstance(mapped, StatusRequest):
                 reason = None
             else:
-                reason = self.engine.check(mapped)
+                reason = check(mapped, view)
             if reason is not None:
                 if len(messages) > 1:
                     reason += f" (the whole bundle of {len(messages)} messages was refused)"

@@ -6,8 +6,12 @@ A command class (see :mod:`latentd.engine.commands`) declares in one place:
 - ``override``: the fields naming what an operator override sets (``()`` for the master bus), or None
   for actions; the engine keeps the latest override per target and the state file restores them;
 - its float fields, found from the annotations, which the engine refuses when not finite;
-- ``refusal(engine)``: why the engine would refuse it beyond the common checks (optional);
+- ``refusal(view)``: why it is refused beyond the common checks (optional), read from an
+  :class:`~latentd.engine.snapshot.EngineSnapshot` only;
 - ``apply(engine)``: its handler, run in the engine thread between blocks.
+
+:func:`check` runs every check against a snapshot, so the OSC thread (against the published
+``engine.snapshot``) and the engine thread (against a snapshot of now) refuse with the same code.
 
 A class that misses ``name``, ``override`` or ``apply`` fails when it is defined; every class defined
 lands in :data:`COMMANDS` by itself.
@@ -23,11 +27,13 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from latentd.engine.engine import Engine
+    from latentd.engine.snapshot import EngineSnapshot
 
 SEED_MODULUS = 2**32  # voice seeds are 32-bit: the next seed after the largest is 0
 
@@ -74,8 +80,12 @@ class Command:
             return None
         return (self.name, *(getattr(self, f) for f in self.override))
 
-    def refusal(self, engine: Engine) -> str | None:
-        """Why the engine would refuse this command, past the common checks (voice, dim, finiteness)."""
+    def refusal(self, view: EngineSnapshot) -> str | None:
+        """Why this command is refused, past the common checks (voice, dim, finiteness), or None.
+
+        Reads ``view`` only (any thread); refusals that need the engine's own state are raised by
+        :meth:`apply` instead.
+        """
         return None
 
     def resolve(self, engine: Engine) -> Command:
@@ -89,6 +99,31 @@ class Command:
             ValueError: the change could not be made; the command is refused with this reason.
         """
         raise NotImplementedError
+
+
+def check(command: Command, view: EngineSnapshot) -> str | None:
+    """Why ``command`` would be refused (unknown voice, section, dimension...), or None if it is valid.
+
+    A pure function of the command and ``view``: the OSC thread passes the published snapshot, the
+    engine thread a snapshot of now. The common checks live here; each command adds its own
+    (``refusal``) and every float field of a command must be finite.
+    """
+    voice_name = getattr(command, "voice", None)
+    if voice_name is not None:
+        voice = view.voices.get(voice_name)
+        if voice is None:
+            return f"unknown voice {voice_name!r}; voices: {', '.join(view.voices)}"
+        dim = getattr(command, "dim", None)
+        if dim is not None and not 0 <= dim < voice.latent_size:
+            return f"dim {dim} out of range 0..{voice.latent_size - 1} for voice {voice_name!r}"
+    reason = command.refusal(view)
+    if reason is not None:
+        return reason
+    for attr in command.floats:
+        v = getattr(command, attr)
+        if isinstance(v, float) and not math.isfinite(v):
+            return f"{attr} must be a finite number, got {v}"
+    return None
 
 
 class Overrides:

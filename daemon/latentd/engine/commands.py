@@ -6,7 +6,8 @@ a deterministic function of (config, seed, command log).
 
 Each class below is one row of the command table (:data:`COMMANDS`): its name, its override key, its
 float fields (checked for finiteness), its refusal and its handler, all in the class; see
-:mod:`latentd.engine.command_base` for the rules a class must follow.
+:mod:`latentd.engine.command_base` for the rules a class must follow. A ``refusal`` reads only the
+snapshot it is given (:func:`check`), so any thread can check a command before submitting it.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ import structlog
 from latentd.engine.command_base import COMMANDS as COMMANDS
 from latentd.engine.command_base import SEED_MODULUS, Command
 from latentd.engine.command_base import Overrides as Overrides
+from latentd.engine.command_base import check as check
 from latentd.engine.command_base import overrides_from_log as overrides_from_log
 from latentd.installation.errors import ModelError
 
 if TYPE_CHECKING:
     from latentd.engine.engine import Engine
+    from latentd.engine.snapshot import EngineSnapshot, VoiceInfo
     from latentd.engine.voice import Voice
 
 log = structlog.get_logger("latentd.engine")
@@ -31,6 +34,10 @@ log = structlog.get_logger("latentd.engine")
 
 def _voice(engine: Engine, command: Any) -> Voice:
     return engine.voices[command.voice]
+
+
+def _info(view: EngineSnapshot, command: Any) -> VoiceInfo:
+    return view.voices[command.voice].info
 
 
 # ------------------------------------------------------------------------------------------ voices
@@ -98,7 +105,7 @@ class SetLatentClamp(Command):
     low: float
     high: float
 
-    def refusal(self, engine: Engine) -> str | None:
+    def refusal(self, view: EngineSnapshot) -> str | None:
         return f"clamp low {self.low} is above high {self.high}" if self.low > self.high else None
 
     def apply(self, engine: Engine) -> None:
@@ -166,11 +173,11 @@ class SetSourceParam(Command):
     key: str
     value: float
 
-    def refusal(self, engine: Engine) -> str | None:
-        source = _voice(engine, self).source
-        if self.key not in source.params():
-            return f"unknown source parameter {self.key!r}; allowed: {', '.join(source.params())}"
-        low, high = source.param_range(self.key)
+    def refusal(self, view: EngineSnapshot) -> str | None:
+        params = _info(view, self).params
+        if self.key not in params:
+            return f"unknown source parameter {self.key!r}; allowed: {', '.join(params)}"
+        low, high = params[self.key]
         if not low <= self.value <= high:
             return f"parameter {self.key!r} must be in {low:g}..{high:g}, got {self.value:g}"
         return None
@@ -221,8 +228,8 @@ class SetConditioning(Command):
     input: str
     value: float
 
-    def refusal(self, engine: Engine) -> str | None:
-        names = _voice(engine, self).conditioning_names
+    def refusal(self, view: EngineSnapshot) -> str | None:
+        names = _info(view, self).conditioning_names
         if self.input not in names:
             return f"unknown conditioning input {self.input!r}; allowed: {', '.join(names) or 'none'}"
         return None
@@ -247,8 +254,8 @@ class SetModelAttribute(Command):
     attribute: str
     value: float
 
-    def refusal(self, engine: Engine) -> str | None:
-        attributes = engine.group_of(self.voice).model.info.attributes
+    def refusal(self, view: EngineSnapshot) -> str | None:
+        attributes = _info(view, self).attributes
         if self.attribute not in attributes:
             allowed = ", ".join(attributes) or "none (the model declares no attributes)"
             return f"model of voice {self.voice!r} has no attribute {self.attribute!r}; attributes: {allowed}"
@@ -275,8 +282,12 @@ class SwapModel(Command):
     voice: str
     model: str
 
-    def refusal(self, engine: Engine) -> str | None:
-        return engine.swaps.refusal(self.voice, self.model, landing=False)
+    def refusal(self, view: EngineSnapshot) -> str | None:
+        reason = _swap_refusal(view, self.voice, self.model)
+        loading = view.voices[self.voice].loading
+        if reason is None and loading is not None:
+            reason = f"voice {self.voice!r} is already swapping to model {loading!r}; wait until it lands"
+        return reason
 
     def apply(self, engine: Engine) -> None:
         engine.swaps.start(self.voice, self.model)
@@ -295,11 +306,19 @@ class ModelSwapped(Command):
     voice: str
     model: str
 
-    def refusal(self, engine: Engine) -> str | None:
-        return engine.swaps.refusal(self.voice, self.model, landing=True)
+    def refusal(self, view: EngineSnapshot) -> str | None:
+        return _swap_refusal(view, self.voice, self.model)
 
     def apply(self, engine: Engine) -> None:
-        engine.swaps.land(self.voice, self.model)
+        engine.swaps.land(self.voice, self.model)  # refuses a swap that has not been loaded (live)
+
+
+def _swap_refusal(view: EngineSnapshot, voice: str, model: str) -> str | None:
+    if model not in view.piece_models:
+        return f"unknown model {model!r}; models of the piece: {', '.join(view.piece_models)}"
+    if view.voices[voice].model == model:
+        return f"voice {voice!r} already plays model {model!r}"
+    return None
 
 
 # ------------------------------------------------------------------------------------------ master
@@ -355,8 +374,8 @@ class SetOpen(Command):
 
 
 # ------------------------------------------------------------------------------------------ programme
-def _section_refusal(engine: Engine, section: str) -> str | None:
-    names = engine.programme.names()
+def _section_refusal(view: EngineSnapshot, section: str) -> str | None:
+    names = view.sections
     return None if section in names else f"unknown section {section!r}; sections: {', '.join(names)}"
 
 
@@ -375,8 +394,8 @@ class GotoSection(Command):
     override = None
     section: str
 
-    def refusal(self, engine: Engine) -> str | None:
-        return _section_refusal(engine, self.section)
+    def refusal(self, view: EngineSnapshot) -> str | None:
+        return _section_refusal(view, self.section)
 
     def apply(self, engine: Engine) -> None:
         engine.programme.goto(engine.programme.names().index(self.section))
@@ -405,8 +424,8 @@ class RestoreProgramme(Command):
     position_s: float
     hold: bool = False
 
-    def refusal(self, engine: Engine) -> str | None:
-        return _section_refusal(engine, self.section)
+    def refusal(self, view: EngineSnapshot) -> str | None:
+        return _section_refusal(view, self.section)
 
     def apply(self, engine: Engine) -> None:
         p = engine.programme
@@ -421,13 +440,13 @@ class ExternalCommand(Command, abstract=True):
     """A command the engine sequences and logs but whose effect lives outside it.
 
     Its handler is registered at run time in ``engine.handlers`` (the recorder registers the recording
-    commands); without one the command is refused.
+    commands); without one the command is refused. The snapshot lists the registered ones (``handled``).
     """
 
     service: ClassVar[str] = "this command"
 
-    def refusal(self, engine: Engine) -> str | None:
-        if type(self) not in engine.handlers:
+    def refusal(self, view: EngineSnapshot) -> str | None:
+        if self.name not in view.handled:
             return f"{self.service} is not available in this process"
         return None
 

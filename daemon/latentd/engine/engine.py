@@ -9,7 +9,6 @@ handlers (:mod:`latentd.engine.commands`), model swaps live in :mod:`latentd.eng
 
 from __future__ import annotations
 
-import math
 import queue
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from latentd.engine import commands as c
 from latentd.engine.decode import ModelGroup
 from latentd.engine.mix import DcBlocker, Limiter, Ramp, Trims
 from latentd.engine.programme import Programme, SectionPlan
-from latentd.engine.snapshot import CommandLogView, EngineSnapshot, VoiceState, frozen_mapping
+from latentd.engine.snapshot import CommandLogView, EngineSnapshot, VoiceInfo, VoiceState, frozen_mapping
 from latentd.engine.swaps import Swaps
 from latentd.engine.voice import GLIDE_S, Voice
 from latentd.installation.piece import Installation
@@ -59,8 +58,9 @@ class Engine:
             ``SwapModel`` is only logged, and ``ModelSwapped`` loads synchronously and swaps at once, so
             the swap lands at exactly the logged block.
 
-    Threads: everything runs in the engine thread except :meth:`submit` (any thread, never blocks) and
-    :meth:`check` (the OSC thread asks it before submitting); other threads read ``snapshot`` only.
+    Threads: everything runs in the engine thread except :meth:`submit` (any thread, never blocks);
+    other threads read ``snapshot`` only, and check a command before submitting it with
+    ``commands.check(command, engine.snapshot)``.
     Constructing an engine raises no configuration error: the installation has checked everything.
     """
 
@@ -93,6 +93,10 @@ class Engine:
         self.live_loads = live_loads
         self.voices: dict[str, Voice] = dict(installation.claim_voices())
         self.groups = self._groups(installation)
+        # Made once per voice (here, and by a swap for the new voice): every snapshot shares them.
+        self.voice_infos: dict[str, VoiceInfo] = {
+            v.name: VoiceInfo.of(v, g.name, g.info.attributes) for g in self.groups for v in g.voices
+        }
         self.swaps = Swaps(self)
         self._ramp_cache: np.ndarray | None = None
         glide = int(GLIDE_S * self.samplerate)
@@ -113,6 +117,7 @@ class Engine:
             self.n_channels, self.blocksize, out.ceiling_db, out.limiter_release_ms, self.samplerate
         )
         self._section_bpm = {s.name: s.bpm for s in cfg.piece.sections}
+        self._piece_models = tuple(cfg.piece.models)
         self._tempo_section: str | None = None
         crossfade = int(cfg.piece.programme.crossfade_s * self.samplerate)
         self.programme = Programme(
@@ -177,28 +182,14 @@ class Engine:
         """Queue a command; it is applied before the next block. Never blocks; callable from any thread."""
         self._commands.put_nowait(command)
 
-    def check(self, command: c.Command) -> str | None:
-        """Why ``command`` would be refused (unknown voice, section, dimension...), or None if it is valid.
+    def check(self, command: c.Command, view: EngineSnapshot | None = None) -> str | None:
+        """Why ``command`` would be refused, or None if it is valid (engine thread).
 
-        The common checks live here; each command adds its own (``refusal``) and every float field of
-        a command must be finite.
+        Runs :func:`~latentd.engine.commands.check` against ``view``, by default a snapshot of now (the
+        commands applied before it in this block count). Other threads call that function with
+        ``engine.snapshot`` instead.
         """
-        voice_name = getattr(command, "voice", None)
-        if voice_name is not None:
-            voice = self.voices.get(voice_name)
-            if voice is None:
-                return f"unknown voice {voice_name!r}; voices: {', '.join(self.voices)}"
-            dim = getattr(command, "dim", None)
-            if dim is not None and not 0 <= dim < voice.latent_size:
-                return f"dim {dim} out of range 0..{voice.latent_size - 1} for voice {voice_name!r}"
-        reason = command.refusal(self)
-        if reason is not None:
-            return reason
-        for attr in command.floats:
-            v = getattr(command, attr)
-            if isinstance(v, float) and not math.isfinite(v):
-                return f"{attr} must be a finite number, got {v}"
-        return None
+        return c.check(command, self._make_snapshot() if view is None else view)
 
     def _apply(self, cmd: c.Command) -> None:
         """Check, resolve, apply and log one command (engine thread, between blocks)."""
@@ -406,10 +397,8 @@ class Engine:
                         muted=bool(v.mute.target == 0.0),
                         frozen=v.frozen,
                         faults=v.faults,
-                        model=self.swaps.voice_models[name],
                         loading=self.swaps.loading.get(name),
-                        latent_size=v.latent_size,
-                        latent_rate_hz=v.latent_rate_hz,
+                        info=self.voice_infos[name],
                     )
                     for name, v in self.voices.items()
                 }
@@ -430,6 +419,8 @@ class Engine:
             ),
             overrides=self.overrides.values(),
             command_log=CommandLogView(self.command_log, len(self.command_log)),
+            piece_models=self._piece_models,
+            handled=frozenset(cls.name for cls in self.handlers),
         )
 
     def status(self) -> dict[str, object]:

@@ -2,44 +2,96 @@
 
 Other threads (OSC, scheduler, state writer, recorder, status lines) read ``engine.snapshot`` and nothing
 else of the engine: replacing one reference is atomic, and a snapshot never changes once published, so
-its fields always belong together (the section with its position, a seed with its voice).
+its fields always belong together (the section with its position, a seed with its voice). Commands are
+checked against a snapshot (:func:`~latentd.engine.commands.check`), so it carries what the checks need:
+each voice's :class:`VoiceInfo`, the piece's models and the commands handled outside the engine.
 See docs/ARCHITECTURE.md, "Control and reads".
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from latentd.engine import commands as c
+from latentd.engine.command_base import Command
+
+if TYPE_CHECKING:
+    from latentd.engine.voice import Voice
+
+
+@dataclass(frozen=True)
+class VoiceInfo:
+    """What stays fixed while a voice plays one model: made when the voice is built, shared by snapshots.
+
+    Attributes:
+        model: the model the voice plays.
+        latent_size: latent dimensions of its frames.
+        latent_rate_hz: latent frames per second.
+        conditioning_names: the model's conditioning inputs, in decode order.
+        params: the source's run-time parameters (sorted by name) with their ``(low, high)`` ranges.
+        attributes: the model's attribute names (set through ``set_<attribute>``).
+    """
+
+    model: str
+    latent_size: int
+    latent_rate_hz: float
+    conditioning_names: tuple[str, ...]
+    params: Mapping[str, tuple[float, float]]
+    attributes: tuple[str, ...]
+
+    @classmethod
+    def of(cls, voice: Voice, model: str, attributes: Iterable[str]) -> VoiceInfo:
+        """The info of ``voice`` playing ``model`` (engine thread, when the voice is built or swapped in)."""
+        source = voice.source
+        return cls(
+            model=model,
+            latent_size=voice.latent_size,
+            latent_rate_hz=voice.latent_rate_hz,
+            conditioning_names=tuple(voice.conditioning_names),
+            params=frozen_mapping({key: source.param_range(key) for key in source.params()}),
+            attributes=tuple(attributes),
+        )
 
 
 @dataclass(frozen=True)
 class VoiceState:
-    """One voice as the engine last left it."""
+    """One voice as the engine last left it: what changes as it plays, and its :class:`VoiceInfo`."""
 
     seed: int
     gain: float
     muted: bool
     frozen: bool
     faults: int
-    model: str
     loading: str | None
-    latent_size: int
-    latent_rate_hz: float
+    info: VoiceInfo
+
+    @property
+    def model(self) -> str:
+        """The model the voice plays."""
+        return self.info.model
+
+    @property
+    def latent_size(self) -> int:
+        """Latent dimensions of the voice's frames."""
+        return self.info.latent_size
+
+    @property
+    def latent_rate_hz(self) -> float:
+        """Latent frames per second of the voice's model."""
+        return self.info.latent_rate_hz
 
 
 @dataclass(frozen=True)
-class CommandLogView(Sequence[tuple[int, c.Command]]):
+class CommandLogView(Sequence[tuple[int, Command]]):
     """The first ``length`` entries of the engine's command log, as they were when published.
 
     The log is only ever appended to (by the engine thread), so a prefix never changes: readers get a
     stable view without copying the log.
     """
 
-    entries: list[tuple[int, c.Command]]
+    entries: list[tuple[int, Command]]
     length: int
 
     def __len__(self) -> int:
@@ -52,7 +104,7 @@ class CommandLogView(Sequence[tuple[int, c.Command]]):
             raise IndexError(index)
         return self.entries[index % self.length]
 
-    def __iter__(self) -> Iterator[tuple[int, c.Command]]:
+    def __iter__(self) -> Iterator[tuple[int, Command]]:
         for i in range(self.length):
             yield self.entries[i]
 
@@ -66,6 +118,7 @@ class EngineSnapshot:
         seconds: ``block`` in seconds.
         piece: the piece's name.
         sections: the programme's section names, in order.
+        piece_models: the names of the piece's models (what a voice may swap to).
         section: the current section's name.
         step: programme transitions since the piece's start.
         section_index: index of ``section`` in ``sections``.
@@ -79,6 +132,8 @@ class EngineSnapshot:
         counters: blocks, decode calls, refusals, faults and swaps.
         overrides: the operator overrides in effect, oldest change first.
         command_log: every command applied so far, with its block.
+        handled: names of the commands whose handler lives outside the engine and is registered
+            (e.g. recording); any other such command is refused.
     """
 
     block: int
@@ -96,8 +151,10 @@ class EngineSnapshot:
     limiter_db: float
     peaks: tuple[float, ...]
     counters: Mapping[str, int]
-    overrides: tuple[c.Command, ...] = ()
+    overrides: tuple[Command, ...] = ()
     command_log: CommandLogView = field(default_factory=lambda: CommandLogView([], 0))
+    piece_models: tuple[str, ...] = ()
+    handled: frozenset[str] = frozenset()
 
     def seed_of(self, voice: str) -> int | None:
         """The voice's current seed, None for an unknown voice."""

@@ -23,6 +23,7 @@ import structlog
 from latentd.config import Problem
 from latentd.engine import commands as c
 from latentd.engine.decode import ModelGroup
+from latentd.engine.snapshot import VoiceInfo
 from latentd.engine.voice import SWAP_CROSSFADE_S, Voice
 from latentd.installation.errors import ModelError
 from latentd.installation.models import LoadedModel, check_audio_method, frames_per_call_for
@@ -65,22 +66,6 @@ class Swaps:
         self._loads: queue.SimpleQueue[_Load] = queue.SimpleQueue()
         self._ready: dict[str, _Load] = {}
 
-    def refusal(self, voice: str, model: str, *, landing: bool) -> str | None:
-        """Why a swap of ``voice`` to ``model`` is refused (``landing``: a ``ModelSwapped``), or None."""
-        models = self.engine.installation.config.piece.models
-        if model not in models:
-            return f"unknown model {model!r}; models of the piece: {', '.join(models)}"
-        if self.voice_models[voice] == model:
-            return f"voice {voice!r} already plays model {model!r}"
-        if not self.engine.live_loads:
-            return None
-        loading = self.loading.get(voice)
-        if not landing and loading is not None:
-            return f"voice {voice!r} is already swapping to model {loading!r}; wait until it lands"
-        if landing and voice not in self._ready:
-            return "voice.model_swapped is logged by the engine when a swap lands; send voice.model instead"
-        return None
-
     def start(self, voice: str, model: str) -> None:
         """``SwapModel``: start loading (live); offline, the logged ``ModelSwapped`` does the work."""
         if not self.engine.live_loads:
@@ -95,8 +80,13 @@ class Swaps:
         """``ModelSwapped``: swap the loaded model in (offline: load it now first).
 
         Raises:
-            ValueError: the model failed to load or the voice cannot be built on it.
+            ValueError: live, no load of this swap is ready (the command was not logged by the engine);
+                the model failed to load or the voice cannot be built on it.
         """
+        if self.engine.live_loads and voice not in self._ready:
+            raise ValueError(
+                "voice.model_swapped is logged by the engine when a swap lands; send voice.model instead"
+            )
         ready = self._ready.pop(voice) if self.engine.live_loads else self._load_now(voice, model)
         if ready.loaded is None:
             self.engine.counters.swap_failures += 1
@@ -195,6 +185,7 @@ class Swaps:
         engine.groups.append(group)
         engine.voices[name] = new
         self.voice_models[name] = model
+        engine.voice_infos[name] = VoiceInfo.of(new, model, info.attributes)
         engine.counters.swaps += 1
         log.info("model.swapped", voice=name, model=model, crossfade_s=SWAP_CROSSFADE_S)
 

@@ -10,14 +10,15 @@ does, so a host seeds it.
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from latentd.installation.torchscript import save_module, script_module
+from latentd.modelkit.synth import NnTildeModule
 
 MAX_BATCH = 64
 
 
-class DampedPrior(nn.Module):
+class DampedPrior(NnTildeModule):
     """Latents in, next latents out, with a ``temperature`` attribute scaling the injected noise.
 
     Args:
@@ -59,29 +60,6 @@ class DampedPrior(nn.Module):
     def get_methods(self) -> list[str]:
         """Methods a host may call."""
         return ["prior"]
-
-    @torch.jit.export
-    def get_attributes(self) -> list[str]:
-        """Attributes with a getter and a setter."""
-        return self.attributes
-
-    @torch.jit.export
-    def get_sample_rate(self) -> int:
-        """Sample rate of the models this prior feeds."""
-        return self.sr
-
-    @torch.jit.export
-    def get_temperature(self) -> float:
-        """Gain of the injected noise."""
-        return self.temperature[0]
-
-    @torch.jit.export
-    def set_temperature(self, temperature: float) -> int:
-        """Set the noise gain; refuses (returns -1) a negative value."""
-        if temperature < 0.0:
-            return -1
-        self.temperature = (temperature,)
-        return 0
 
     @torch.jit.export
     def prior(self, z: Tensor) -> Tensor:

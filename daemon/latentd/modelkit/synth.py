@@ -59,7 +59,42 @@ def upsampling_factors(ratio: int) -> list[int]:
     return factors
 
 
-class Synth(nn.Module):
+class NnTildeModule(nn.Module):
+    """The nn~ metadata every model here shares: its attributes, its sample rate and a ``temperature``.
+
+    Subclasses set ``sr``, ``attributes`` and ``temperature`` (a one-element tuple, so TorchScript lets
+    ``set_temperature`` replace it) and export their own ``get_methods``.
+    """
+
+    sr: int
+    attributes: list[str]
+    temperature: tuple[float]
+
+    @torch.jit.export
+    def get_attributes(self) -> list[str]:
+        """Attributes with a getter and a setter."""
+        return self.attributes
+
+    @torch.jit.export
+    def get_sample_rate(self) -> int:
+        """The model's sample rate in Hz (a prior's: that of the models it feeds)."""
+        return self.sr
+
+    @torch.jit.export
+    def get_temperature(self) -> float:
+        """Gain of the noise (1.0 by default)."""
+        return self.temperature[0]
+
+    @torch.jit.export
+    def set_temperature(self, temperature: float) -> int:
+        """Set the noise gain; refuses (returns -1) a negative value, as vschaos2 does."""
+        if temperature < 0.0:
+            return -1
+        self.temperature = (temperature,)
+        return 0
+
+
+class Synth(NnTildeModule):
     """Stateless synth with the nn~ contract (``encode``, ``decode``, ``forward``, ``*_params``).
 
     Args:
@@ -202,29 +237,6 @@ class Synth(nn.Module):
     def get_methods(self) -> list[str]:
         """Methods a host may call."""
         return self.methods
-
-    @torch.jit.export
-    def get_attributes(self) -> list[str]:
-        """Attributes with a getter and a setter."""
-        return self.attributes
-
-    @torch.jit.export
-    def get_sample_rate(self) -> int:
-        """The model's sample rate in Hz."""
-        return self.sr
-
-    @torch.jit.export
-    def get_temperature(self) -> float:
-        """Gain of the noise component (1.0 by default)."""
-        return self.temperature[0]
-
-    @torch.jit.export
-    def set_temperature(self, temperature: float) -> int:
-        """Set the noise gain; refuses (returns -1) a negative value, as vschaos2 does."""
-        if temperature < 0.0:
-            return -1
-        self.temperature = (temperature,)
-        return 0
 
     @torch.jit.export
     def get_min_buffer_size(self) -> int:

@@ -100,7 +100,7 @@ def restore_state(engine: Engine, path: Path, log: Any = None) -> bool:
         except (KeyError, TypeError) as exc:
             log.warning("state.override_skipped", override=entry, error=str(exc))
             continue
-        reason = engine.check(cmd)
+        reason = c.check(cmd, snapshot)
         if reason is not None:
             log.warning("state.override_skipped", override=entry, error=reason)
             continue
