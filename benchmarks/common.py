@@ -8,7 +8,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +37,20 @@ SMALL_LIKE = SynthSpec(latent_size=8, ratio=512, sr=48000, n_channels=2, hidden=
 
 @dataclass(frozen=True)
 class BenchModel:
-    """A model a benchmark decodes: a name for tables and its file."""
+    """A model a benchmark decodes: a name for tables, its file, and what its piece must say about it.
+
+    Attributes:
+        name: the model's name in tables.
+        path: its ``.ts`` file.
+        model_table: more keys of its ``[models.<name>]`` table (e.g. ``samplerate`` for a model that
+            declares none).
+        voice_table: more keys of each of its voices (e.g. ``conditioning`` for a conditioned model).
+    """
 
     name: str
     path: Path
+    model_table: dict[str, Any] = field(default_factory=dict)
+    voice_table: dict[str, Any] = field(default_factory=dict)
 
 
 def v2_like() -> BenchModel:
@@ -84,13 +94,15 @@ def make_engine(
     """
     names = [f"m{i}" for i in range(len(models))]
     voices: dict[str, dict[str, Any]] = {}
-    for name, count in zip(names, counts, strict=True):
+    for name, model, count in zip(names, models, counts, strict=True):
         for k in range(count):
-            voices[f"{name}v{k}"] = voice(name, len(voices))
+            voices[f"{name}v{k}"] = {**voice(name, len(voices)), **model.voice_table}
+    tables = {n: {"path": str(m.path), **m.model_table} for n, m in zip(names, models, strict=True)}
     config_path = write_piece(
         root,
         models={n: m.path for n, m in zip(names, models, strict=True)},
         voices=voices,
+        extra_piece={"models": tables},
         audio={
             "samplerate": samplerate,
             "blocksize": blocksize,
@@ -116,6 +128,26 @@ def audio_seconds(engine: Engine, seconds: float) -> float:
     """The audio length ``run_blocks(engine, seconds)`` really produces (whole blocks)."""
     blocks = max(1, round(seconds * engine.samplerate / engine.blocksize))
     return blocks * engine.blocksize / engine.samplerate
+
+
+def max_voices(rtf_of: Callable[[int], float], cap: int, goal: float) -> tuple[int, dict[int, float]]:
+    """Largest n in 1..cap with ``rtf_of(n) >= goal`` (doubling, then bisection), and every point measured.
+
+    0 when even one voice falls short.
+    """
+    points: dict[int, float] = {}
+    n, ok = 1, 0
+    while n <= cap:
+        points[n] = rtf_of(n)
+        if points[n] < goal:
+            break
+        ok, n = n, n * 2
+    low, high = ok, min(n, cap + 1)
+    while high - low > 1:
+        mid = (low + high) // 2
+        points[mid] = rtf_of(mid)
+        low, high = (mid, high) if points[mid] >= goal else (low, mid)
+    return low, points
 
 
 def median_time(fn: Callable[[], Any], repeats: int) -> float:
@@ -173,6 +205,13 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """The same table as :func:`table`, in Markdown (for README)."""
+    lines = ["| " + " | ".join(str(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
 
 

@@ -39,6 +39,7 @@ from benchmarks.common import (
     audio_seconds,
     ensure_demo_models,
     make_engine,
+    max_voices,
     median_time,
     rave,
     rss_mb,
@@ -197,19 +198,7 @@ def bench_overhead(work: _Workdir, sizes: Sizes) -> Outcome:
 # ---------------------------------------------------------------------------------------------- voices
 def _max_voices(rtf_of: Callable[[int], float], cap: int) -> tuple[int, dict[int, float]]:
     """Largest n in 1..cap with rtf_of(n) ≥ REALTIME_GOAL (doubling, then bisection); all points measured."""
-    points: dict[int, float] = {}
-    n, ok = 1, 0
-    while n <= cap:
-        points[n] = rtf_of(n)
-        if points[n] < REALTIME_GOAL:
-            break
-        ok, n = n, n * 2
-    low, high = ok, min(n, cap + 1)
-    while high - low > 1:
-        mid = (low + high) // 2
-        points[mid] = rtf_of(mid)
-        low, high = (mid, high) if points[mid] >= REALTIME_GOAL else (low, mid)
-    return low, points
+    return max_voices(rtf_of, cap, REALTIME_GOAL)
 
 
 def _engine_rtf(make: Callable[[], Engine], sizes: Sizes) -> float:

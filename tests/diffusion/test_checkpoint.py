@@ -14,15 +14,28 @@ from latentd.diffusion import (
     ARCHITECTURE_PRESETS,
     CheckpointError,
     DiffusionUnavailable,
+    GenerationError,
     LatentDiffusion,
+    build_model,
+    get_architecture,
     load_checkpoint,
+    original_architecture,
     slerp,
 )
 from latentd.modelkit.builder import SynthSpec
 
 pytest.importorskip("a_unet", reason="latent diffusion needs the `diffusion` extra (a-unet)")
 
-from .conftest import LATENT_LENGTH, RAVE_DIMS, TINY, save_checkpoint
+from .conftest import (
+    LATENT_LENGTH,
+    ORIGINAL_DIMS,
+    ORIGINAL_NET,
+    RAVE_DIMS,
+    TINY,
+    save_checkpoint,
+    save_full_size,
+    save_nan_checkpoint,
+)
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +192,70 @@ def test_bad_generation_arguments_are_refused(model: LatentDiffusion) -> None:
         model.generate(seed=1, steps=0)
     with pytest.raises(ValueError, match=r"slerp_t must be in 0\.\.1, got 2"):
         model.generate(seed=1, steps=1, slerp_to_seed=2, slerp_t=2.0)
+
+
+def scripts_item(net: torch.nn.Module, seed: int, shape: tuple[int, ...], steps: int) -> np.ndarray:
+    """An item as RAVE-Latent-Diffusion's generate.py (and the Flex'ed fork's) makes it."""
+    torch.manual_seed(seed)
+    noise = torch.randn(*shape) * 1.0
+    with torch.no_grad():
+        diff = net.sample(noise, num_steps=steps)  # type: ignore[operator]
+    return ((diff - diff.mean()) / diff.std()).numpy()
+
+
+def test_an_original_checkpoint_trained_at_2048_loads_with_the_original_architecture(
+    original_2048: Path,
+) -> None:
+    model = load_checkpoint(original_2048, latent_length=2048)
+    assert not model.flexed
+    assert model.architecture == ORIGINAL_NET == original_architecture()
+    assert (model.rave_dims, model.latent_length) == (ORIGINAL_DIMS, 2048)
+    item = model.generate(seed=11, steps=2)
+    assert item.shape == (1, ORIGINAL_DIMS, 2048) and np.all(np.isfinite(item))
+    np.testing.assert_array_equal(item, scripts_item(model.model, 11, (1, ORIGINAL_DIMS, 2048), 2))
+
+
+def test_the_original_architecture_takes_multiples_of_2048_frames(original_2048: Path) -> None:
+    with pytest.raises(
+        CheckpointError,
+        match=r"latent_length 1000 does not fit the original RAVE-Latent-Diffusion architecture.*"
+        r"multiple of 2048",
+    ):
+        load_checkpoint(original_2048, latent_length=1000)
+
+
+def test_the_flexed_preset_is_for_flexed_checkpoints_only(original_2048: Path, tmp_path: Path) -> None:
+    # The same weights stored with a length are read as Flex'ed: its 2048 preset has other layers.
+    flexed = tmp_path / "flexed.pt"
+    torch.save(torch.load(original_2048, weights_only=True) | {"latent_length": 2048}, flexed)
+    with pytest.raises(
+        CheckpointError,
+        match=r"do not fit the architecture \(the Flex'ed preset for latent_length 2048\).*missing keys",
+    ):
+        load_checkpoint(flexed)
+
+
+def test_a_flexed_checkpoint_builds_its_lengths_preset_as_the_fork_does(tmp_path: Path) -> None:
+    path = save_full_size(tmp_path / "flexed_256.pt", get_architecture(256), rave_dims=8, latent_length=256)
+    model = load_checkpoint(path)
+    assert model.flexed and model.architecture == ARCHITECTURE_PRESETS[256]
+    # The fork's generate.py: the preset's net, the checkpoint's weights, noise from torch's seed.
+    net = build_model(8, ARCHITECTURE_PRESETS[256])
+    net.load_state_dict(torch.load(path, weights_only=True)["model_state_dict"])
+    np.testing.assert_array_equal(
+        model.generate(seed=4, steps=2), scripts_item(net.eval(), 4, (1, 8, 256), 2)
+    )
+    # Stored without its length, the same weights are the original format: the original's one
+    # architecture, which they do not fit.
+    original = tmp_path / "original_256.pt"
+    torch.save({"model_state_dict": torch.load(path, weights_only=True)["model_state_dict"]}, original)
+    with pytest.raises(CheckpointError, match=r"latent_length 256 does not fit the original"):
+        load_checkpoint(original, latent_length=256)
+    with pytest.raises(CheckpointError, match=r"do not fit the architecture \(the original"):
+        load_checkpoint(original, latent_length=2048)
+
+
+def test_an_item_that_is_not_finite_is_never_handed_out(tmp_path: Path) -> None:
+    model = load_checkpoint(save_nan_checkpoint(tmp_path / "diverged.pt"), architecture=TINY)
+    with pytest.raises(GenerationError, match=r"diverged\.pt: the item of seed 3 holds NaN/Inf values"):
+        model.generate(seed=3, steps=1)

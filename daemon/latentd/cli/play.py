@@ -41,7 +41,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from latentd.runtime.supervisor import run_from_file
 
     try:
-        return run_from_file(args.config, args.duration, record=args.record, label=args.label)
+        return run_from_file(
+            args.config, args.duration, record=args.record, label=args.label, fresh=args.fresh
+        )
     except ConfigError as exc:
         return config_errors(exc)
     except (JackOutputError, JackServerError) as exc:
@@ -61,6 +63,12 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("--record", action="store_true", help="record the master bus from the start")
     p.add_argument("--label", default="", help="added to the recording's file names")
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="play the piece from its start: ignore the state file (programme position, seeds, operator "
+        "overrides) and replace it",
+    )
     p.set_defaults(func=cmd_run)
 
     p = add_parser(sub, "render", help="render the piece offline into an N-channel file")

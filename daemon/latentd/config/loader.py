@@ -66,6 +66,11 @@ class Config:
         return _join(self.venue_path.parent, self.venue.output.render_dir)
 
     @property
+    def state_file(self) -> Path:
+        """Absolute path of the state file (``schedule.state_file`` is relative to the venue config)."""
+        return _join(self.venue_path.parent, self.venue.schedule.state_file)
+
+    @property
     def layout(self) -> Layout:
         """The venue's speaker layout."""
         return self.venue.audio.make_layout()

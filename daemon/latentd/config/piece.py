@@ -30,6 +30,14 @@ class ModelConfig(Strict):
         description="model attributes set at load through the model's set_<name>(value), e.g. "
         "temperature = 0.8; a refused value is an error",
     )
+    samplerate: int | None = Field(
+        default=None,
+        ge=1000,
+        le=768000,
+        description="the rate in Hz the model was trained at, 1000..768000: needed when the file declares "
+        "none (vschaos2 exports: sr None, get_sample_rate() -1), and used instead of the file's own when "
+        "given; latentd times latent frames and resamples to audio.samplerate from it",
+    )
 
 
 class PanConfig(Strict):

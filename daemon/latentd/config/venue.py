@@ -77,6 +77,30 @@ class AudioConfig(Strict):
     torch_threads: int = Field(
         default=1, ge=1, le=16, description="torch intra-op threads for decoding (leave a core for JACK)"
     )
+    decode_latency_ms: float | None = Field(
+        default=None,
+        gt=0,
+        le=2000,
+        description="most audio one decode call may make, in ms: when set, each model's frames per call "
+        "are chosen at load by measurement among those that fit (1, 2, 4 … 64 frames; fewer unless more "
+        "are clearly cheaper), instead of frames_per_call; unset: frames_per_call",
+    )
+    batch_padding: bool = Field(
+        default=True,
+        description="measure at load whether a model's voices decode faster beside a padding row of "
+        "zeros, and decode so when they do (torch is slow at a batch of 1 and few frames: a full-size "
+        "RAVE export decodes a batch of 2 in about half the time); the choice is logged as "
+        "model.call_shape",
+    )
+    decode_threads: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="models decoded at the same time, each in its own thread (a piece of several models "
+        "uses that many cores; each thread also uses torch_threads); above 1, models that draw random "
+        "numbers inside decode (RAVE v2 noise, vschaos2 phase) no longer repeat their noise exactly "
+        "from the seed",
+    )
     downmix: bool = Field(
         default=False,
         description="allow a piece made for more speakers than the venue has: its speakers are panned onto "

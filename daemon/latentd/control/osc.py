@@ -7,15 +7,28 @@ silently), strict parse, address map, the command's checks against the engine's 
 (:func:`~latentd.engine.commands.check`; the engine checks again when it applies it). A packet is all
 or nothing: if any message of a bundle is refused, none of it is applied, and the sender gets
 ``/error <address> <reason>``.
+
+A command can also be refused later, inside the engine (a model refusing an attribute value, a model
+swap that fails to load). Each command the server submits carries its origin (:class:`OscOrigin`); the
+engine publishes its refusals to :meth:`OscServer._engine_refused`, which queues them (bounded) and wakes
+the server thread, which answers ``/error`` to that sender. ``/status`` counts both kinds of refusal.
+
+A sender over its rate is logged once per episode (``osc.rate_limited``) and, once it has kept within
+its rate for :data:`EPISODE_QUIET_S`, once more with the count of packets dropped
+(``osc.rate_limit_ended``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import ipaddress
 import json
+import select
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -34,6 +47,8 @@ StatusProvider = Callable[[], dict[str, Any]]
 
 RECV_TIMEOUT_S = 0.2  # how often the thread looks at its stop flag
 MAX_TRACKED_HOSTS = 4096  # bound on per-host state, so a spoofed-source flood cannot grow memory
+MAX_PENDING_REFUSALS = 256  # engine refusals waiting to be answered; older ones give way
+EPISODE_QUIET_S = 1.0  # a rate-limit episode ends after this long without a dropped packet
 
 
 class OscServerError(RuntimeError):
@@ -51,6 +66,24 @@ class OscCounters:
     dropped_rate: int = 0
     dropped_size: int = 0
     internal_errors: int = 0
+
+
+@dataclass(frozen=True)
+class OscOrigin:
+    """Who sent a command: the server that took it, the OSC address and where replies go."""
+
+    server: int
+    address: str
+    reply_to: Sender
+
+
+@dataclass
+class _Episode:
+    """A sender's time over its rate: when it began, the last drop, how many packets were dropped."""
+
+    started: float
+    last_drop: float
+    dropped: int = 0
 
 
 class _Bucket:
@@ -97,7 +130,9 @@ class OscServer:
     """The UDP OSC control surface of one engine.
 
     Threads: :meth:`start` and :meth:`stop` are called by the main thread; the server thread calls
-    :meth:`handle_datagram` and alone writes the counters and per-host state.
+    :meth:`handle_datagram`, :meth:`engine_replies` and :meth:`tick` and alone writes the counters and
+    per-host state; the engine thread calls :meth:`_engine_refused` (it only appends to a bounded
+    queue and wakes the server thread).
     """
 
     def __init__(
@@ -130,7 +165,10 @@ class OscServer:
         self._networks = config.networks()
         self._allowed: dict[str, bool] = {}
         self._buckets: dict[str, _Bucket] = {}
-        self._limited: set[str] = set()
+        self._episodes: dict[str, _Episode] = {}
+        self._token = id(self)
+        self._refusals: deque[tuple[OscOrigin, str]] = deque(maxlen=MAX_PENDING_REFUSALS)
+        self._wake: tuple[socket.socket, socket.socket] | None = None
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stop_event = threading.Event()
@@ -162,6 +200,11 @@ class OscServer:
             ) from None
         sock.settimeout(RECV_TIMEOUT_S)
         self._sock = sock
+        wake_r, wake_w = socket.socketpair()
+        wake_r.setblocking(False)
+        wake_w.setblocking(False)
+        self._wake = (wake_r, wake_w)
+        self.engine.refusal_listeners.append(self._engine_refused)
         self._stop_event.clear()
         self._thread = threading.Thread(target=self._serve, name="latentd-osc", daemon=True)
         self._thread.start()
@@ -173,16 +216,35 @@ class OscServer:
         self._stop_event.set()
         if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout_s)
+        if self._engine_refused in self.engine.refusal_listeners:
+            self.engine.refusal_listeners.remove(self._engine_refused)
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+        if self._wake is not None:
+            for end in self._wake:
+                end.close()
+            self._wake = None
+        self.tick(force=True)
         self.log.info("osc.stopped", **asdict(self.counters))
 
     def _serve(self) -> None:
-        sock = self._sock
-        assert sock is not None
+        sock, wake = self._sock, self._wake
+        assert sock is not None and wake is not None
         size = self.config.max_packet_bytes + 1  # one more byte than allowed: tells an oversized packet
         while not self._stop_event.is_set():
+            try:
+                readable, _, _ = select.select([sock, wake[0]], [], [], RECV_TIMEOUT_S)
+            except (OSError, ValueError):  # closed under us by stop()
+                break
+            if wake[0] in readable:
+                with contextlib.suppress(OSError):  # BlockingIOError: drained
+                    while wake[0].recv(512):
+                        pass
+            self._send(sock, self.engine_replies())
+            self.tick()
+            if sock not in readable:
+                continue
             try:
                 data, sender = sock.recvfrom(size)
             except TimeoutError:
@@ -198,11 +260,36 @@ class OscServer:
                 self.counters.internal_errors += 1
                 self.log.exception("osc.internal_error", sender=sender[0])
                 continue
-            for payload, target in replies:
-                try:
-                    sock.sendto(payload, target)
-                except OSError as exc:
-                    self.log.warning("osc.reply_failed", target=f"{target[0]}:{target[1]}", error=str(exc))
+            self._send(sock, replies)
+
+    def _send(self, sock: socket.socket, replies: list[Reply]) -> None:
+        for payload, target in replies:
+            try:
+                sock.sendto(payload, target)
+            except OSError as exc:
+                self.log.warning("osc.reply_failed", target=f"{target[0]}:{target[1]}", error=str(exc))
+
+    # ------------------------------------------------------------------ refusals inside the engine
+    def _engine_refused(self, command: Command, reason: str) -> None:
+        """Engine thread: queue a refusal of a command this server submitted, and wake the server."""
+        origin = command.origin
+        if not isinstance(origin, OscOrigin) or origin.server != self._token:
+            return
+        self._refusals.append((origin, reason))  # a deque with maxlen: bounded, never blocks
+        wake = self._wake
+        if wake is not None:
+            with contextlib.suppress(OSError):  # full (already woken) or closing
+                wake[1].send(b"\0")
+
+    def engine_replies(self) -> list[Reply]:
+        """``/error <address> <reason>`` for every refusal the engine published since the last call."""
+        replies: list[Reply] = []
+        while True:
+            try:
+                origin, reason = self._refusals.popleft()
+            except IndexError:
+                return replies
+            replies.append((encode_message("/error", [origin.address, reason]), origin.reply_to))
 
     # ------------------------------------------------------------------ handling
     def handle_datagram(self, data: bytes, sender: Sender) -> list[Reply]:
@@ -225,6 +312,7 @@ class OscServer:
         except OscParseError as exc:
             return self._refuse(exc.address, f"malformed packet: {exc.reason}", host, reply_to)
         planned: list[Command | StatusRequest] = []
+        message_of: dict[int, str] = {}  # id(planned item) → its address, for a later refusal
         view = self.engine.snapshot  # one snapshot for the whole packet
         for message in messages:
             mapped = map_message(message)
@@ -239,13 +327,16 @@ class OscServer:
                     reason += f" (the whole bundle of {len(messages)} messages was refused)"
                 return self._refuse(message.address, reason, host, reply_to)
             planned.append(mapped)  # type: ignore[arg-type]
+            message_of[id(mapped)] = message.address
         self.counters.accepted += 1
         replies: list[Reply] = []
         for item in planned:
             if isinstance(item, StatusRequest):
                 replies.append((self._status_reply(), reply_to))
                 continue
-            self.engine.submit(item)
+            self.engine.submit(
+                dataclasses.replace(item, origin=OscOrigin(self._token, message_of[id(item)], reply_to))
+            )
             self.log.debug("osc.accepted", sender=host, **item.to_json())
         return replies
 
@@ -256,7 +347,11 @@ class OscServer:
 
     def _status_reply(self) -> bytes:
         try:
-            text = json.dumps(self.status_provider(), default=str, allow_nan=False)
+            status = dict(self.status_provider())
+            # Refusals happen in two places: here (the packet never reached the engine) and there.
+            status["refused_commands"] = int(status.get("refused_commands") or 0) + self.counters.refused
+            status["osc"] = asdict(self.counters)
+            text = json.dumps(status, default=str, allow_nan=False)
         except (ValueError, TypeError) as exc:
             text = json.dumps({"error": f"status unavailable: {exc}"})
         return encode_message("/status", [text])
@@ -291,9 +386,34 @@ class OscServer:
         bucket.last = now
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0
-            self._limited.discard(host)
             return True
-        if host not in self._limited:
-            self._limited.add(host)
-            self.log.warning("osc.rate_limited", sender=host, rate_per_s=self.config.rate_limit_per_s)
+        episode = self._episodes.get(host)
+        if episode is None:
+            if len(self._episodes) >= MAX_TRACKED_HOSTS:
+                self.tick(force=True)
+            episode = self._episodes[host] = _Episode(now, now)
+            self.log.warning(
+                "osc.rate_limited",
+                sender=host,
+                rate_per_s=self.config.rate_limit_per_s,
+                action="dropping its packets until it slows down; one line when it does",
+            )
+        episode.dropped += 1
+        episode.last_drop = now
         return False
+
+    def tick(self, *, force: bool = False) -> None:
+        """End the rate-limit episodes of senders quiet for :data:`EPISODE_QUIET_S` (all, if ``force``),
+        logging each once with its count of dropped packets. Server thread (and :meth:`stop`)."""
+        if not self._episodes:
+            return
+        now = self._clock()
+        for host, episode in list(self._episodes.items()):
+            if force or now - episode.last_drop >= EPISODE_QUIET_S:
+                del self._episodes[host]
+                self.log.info(
+                    "osc.rate_limit_ended",
+                    sender=host,
+                    dropped=episode.dropped,
+                    duration_s=round(episode.last_drop - episode.started, 3),
+                )

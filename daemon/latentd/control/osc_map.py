@@ -1,9 +1,11 @@
 """The OSC address space: a table of routes mapping a parsed message to one engine command.
 
-Each route names its address template, its arguments (type and range) and the command it builds. The
-mapping checks what it can see in the message alone (address, argument count, types, ranges); what
-depends on the running piece (does the voice, section, dimension or parameter exist?) is left to
-``Engine.check``. The table also writes the address-space documentation (:func:`routes_markdown`).
+Each route names its address template, its arguments (type and range) and the command it builds. An
+argument's range is the command's own (``bounds`` on the command class), so OSC, the state restore and
+the engine refuse the same values. The mapping checks what it can see in the message alone (address,
+argument count, types, ranges); what depends on the running piece (does the voice, section, dimension
+or parameter exist?) is left to ``Engine.check``. The table also writes the address-space documentation
+(:func:`routes_markdown`).
 """
 
 from __future__ import annotations
@@ -17,15 +19,11 @@ from typing import TypeAlias
 
 from latentd.control.osc_parse import OscArg, OscMessage
 from latentd.engine import commands as c
-from latentd.sources.specs import LATENT_LIMIT
+from latentd.engine.command_base import number_text
 
-SEED_MAX = c.SEED_MODULUS - 1
 PATTERN_CHARS = "*?[]{}!,#"
 NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 LABEL_RE = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,63}")
-GAIN_MAX = 4.0
-LATENT_OVERRIDE_MAX = 10.0
-ANGLE_MAX = 360.0
 
 
 @dataclass(frozen=True)
@@ -45,7 +43,8 @@ Mapped: TypeAlias = c.Command | StatusRequest | Refusal
 
 @dataclass(frozen=True)
 class Arg:
-    """One argument of a route: ``kind`` is float, int, bool, name or label; ranges are inclusive."""
+    """One argument of a route: ``kind`` is float, int, bool, name, label or value (a number or a string);
+    ranges are inclusive."""
 
     name: str
     kind: str
@@ -55,9 +54,9 @@ class Arg:
 
     def describe(self) -> str:
         """The argument as the docs write it, e.g. ``<gain:f 0..4>``."""
-        kinds = {"float": "f", "int": "i", "bool": "i 0/1", "name": "s", "label": "s"}
+        kinds = {"float": "f", "int": "i", "bool": "i 0/1", "name": "s", "label": "s", "value": "f/s"}
         text = f"{self.name}:{kinds[self.kind]}"
-        if self.kind in ("float", "int") and math.isfinite(self.low):
+        if self.kind in ("float", "int") and math.isfinite(self.low) and math.isfinite(self.high):
             text += f" {_num(self.low)}..{_num(self.high)}"
         return f"[{text}]" if self.optional else f"<{text}>"
 
@@ -68,6 +67,8 @@ class Arg:
             ValueError: wrong type or out of range, saying what is allowed.
         """
         got = _describe_value(value)
+        if self.kind == "value" and isinstance(value, str):
+            return value  # the command and the model check the text
         if self.kind in ("name", "label"):
             if not isinstance(value, str):
                 raise ValueError(f"{self.name} must be a string, got {got}")
@@ -94,11 +95,10 @@ class Arg:
             value = int(value)
         if not self.low <= value <= self.high:
             raise ValueError(f"{self.name} must be in {_num(self.low)}..{_num(self.high)}, got {value!r}")
-        return float(value) if self.kind == "float" else value
+        return value if self.kind == "int" else float(value)
 
 
-def _num(x: float) -> str:
-    return str(int(x)) if x == int(x) else f"{x:g}"
+_num = number_text
 
 
 def _describe_value(value: OscArg) -> str:
@@ -143,13 +143,16 @@ class Route:
         return names
 
 
-def _f(name: str, low: float = -math.inf, high: float = math.inf) -> Arg:
-    return Arg(name, "float", low, high)
+def _field(command: type[c.Command], name: str, kind: str = "float", arg: str | None = None) -> Arg:
+    """The argument that fills field ``name`` of ``command``, with the command's own range."""
+    low, high = command.bounds.get(name, (-math.inf, math.inf))
+    return Arg(arg or name, kind, low, high)
 
 
-_BIAS = _f("value", -LATENT_OVERRIDE_MAX, LATENT_OVERRIDE_MAX)
-_DIM = Arg("dim", "int", 0, 4095)
-_LATENT = (-LATENT_LIMIT, LATENT_LIMIT)
+def _f(name: str) -> Arg:
+    return Arg(name, "float")
+
+
 _ON = Arg("on", "bool")
 
 ROUTES: tuple[Route, ...] = (
@@ -167,7 +170,7 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "/voice/<v>/gain",
-        (_f("gain", 0.0, GAIN_MAX),),
+        (_field(c.SetVoiceGain, "gain"),),
         lambda n, a: c.SetVoiceGain(n["v"], a[0]),
         "voice gain (linear), glides over 50 ms",
     ),
@@ -176,7 +179,7 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "/voice/<v>/seed",
-        (Arg("seed", "int", 0, SEED_MAX),),
+        (_field(c.ReseedVoice, "seed", "int"),),
         lambda n, a: c.ReseedVoice(n["v"], a[0]),
         "restart the voice's source from this seed",
     ),
@@ -198,19 +201,23 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "/voice/<v>/bias",
-        (_DIM, _BIAS),
+        (_field(c.SetLatentBias, "dim", "int"), _field(c.SetLatentBias, "value")),
         lambda n, a: c.SetLatentBias(n["v"], a[0], a[1]),
         "add a value to one latent dimension (glides)",
     ),
     Route(
         "/voice/<v>/scale",
-        (_DIM, _BIAS),
+        (_field(c.SetLatentScale, "dim", "int"), _field(c.SetLatentScale, "value")),
         lambda n, a: c.SetLatentScale(n["v"], a[0], a[1]),
         "multiply one latent dimension (glides)",
     ),
     Route(
         "/voice/<v>/clamp",
-        (_DIM, _f("low", *_LATENT), _f("high", *_LATENT)),
+        (
+            _field(c.SetLatentClamp, "dim", "int"),
+            _field(c.SetLatentClamp, "low"),
+            _field(c.SetLatentClamp, "high"),
+        ),
         lambda n, a: c.SetLatentClamp(n["v"], a[0], a[1], a[2]),
         "clamp one latent dimension to low..high",
     ),
@@ -228,9 +235,10 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "/voice/<v>/attr/<name>",
-        (_f("value"),),
+        (Arg("value", "value"),),
         lambda n, a: c.SetModelAttribute(n["v"], n["name"], a[0]),
-        "set an attribute of the voice's model (e.g. temperature); affects every voice of that model",
+        "set an attribute of the voice's model to a number or a string (e.g. temperature, "
+        "inversion_mode); affects every voice of that model",
     ),
     Route(
         "/voice/<v>/model",
@@ -240,19 +248,19 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "/voice/<v>/pan",
-        (_f("azimuth_deg", -ANGLE_MAX, ANGLE_MAX),),
+        (_field(c.SetVoicePan, "azimuth_deg"),),
         lambda n, a: c.SetVoicePan(n["v"], a[0]),
         "pan the voice to an azimuth (0 = front, positive = left)",
     ),
     Route(
         "/voice/<v>/rotate",
-        (_f("deg_per_s", -ANGLE_MAX, ANGLE_MAX),),
+        (_field(c.SetVoiceRotation, "deg_per_s"),),
         lambda n, a: c.SetVoiceRotation(n["v"], a[0]),
         "rotate the voice's pan position (0 stops)",
     ),
     Route(
         "/master/gain",
-        (_f("gain", 0.0, GAIN_MAX),),
+        (_field(c.SetMasterGain, "gain"),),
         lambda n, a: c.SetMasterGain(a[0]),
         "master gain (glides)",
     ),

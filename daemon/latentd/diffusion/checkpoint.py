@@ -2,7 +2,9 @@
 
 A checkpoint is a ``torch.save``d dict holding ``model_state_dict`` (an audio-diffusion-pytorch
 ``DiffusionModel`` with a ``UNetV0`` net) and, in the "Flex'ed" fork's format, ``latent_length`` and
-``rave_dims``. The original format stores neither: pass them to ``load_checkpoint``.
+``rave_dims``; the fork builds the net of its preset for that length. The original format stores
+neither, and its net is always the original's single architecture: pass the length it was trained at to
+``load_checkpoint`` (the dims are read from the weights).
 """
 
 from __future__ import annotations
@@ -15,11 +17,15 @@ import numpy as np
 import torch
 
 from latentd.diffusion.adp import DiffusionModel, UNetV0, VDiffusion, VSampler
-from latentd.diffusion.presets import get_architecture
+from latentd.diffusion.presets import get_architecture, length_multiple, original_architecture
 
 
 class CheckpointError(ValueError):
     """A file is not a usable RAVE-Latent-Diffusion checkpoint (the message says why)."""
+
+
+class GenerationError(RuntimeError):
+    """A loaded checkpoint could not make a usable item (the message says why)."""
 
 
 def slerp(low: torch.Tensor, high: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
@@ -50,6 +56,8 @@ class LatentDiffusion:
         rave_dims: latent dims of the RAVE model the items are for.
         architecture: the ``UNetV0`` arguments the model was built with.
         path: the checkpoint file (None when built in memory).
+        flexed: whether the checkpoint is in the Flex'ed fork's format (it stores ``latent_length``);
+            False for the original format.
     """
 
     def __init__(
@@ -60,12 +68,14 @@ class LatentDiffusion:
         rave_dims: int,
         architecture: dict[str, Any],
         path: Path | None = None,
+        flexed: bool = True,
     ) -> None:
         self.model = model.eval()
         self.latent_length = latent_length
         self.rave_dims = rave_dims
         self.architecture = architecture
         self.path = path
+        self.flexed = flexed
 
     def noise(
         self,
@@ -117,6 +127,11 @@ class LatentDiffusion:
 
         Returns:
             float32 latents of shape (1, rave_dims, latent_length).
+
+        Raises:
+            ValueError: an argument is out of range.
+            GenerationError: the sampled item holds NaN or Inf (weights that are not finite, as a
+                diverged training run saves them, or values that overflow).
         """
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
@@ -135,6 +150,13 @@ class LatentDiffusion:
             std = diff.std()
             # A constant result (e.g. temperature 0 on a degenerate model) has no spread to divide by.
             normalised = centred / std if float(std) > 1e-12 else centred
+        if not bool(torch.isfinite(normalised).all()):
+            # A voice would decode NaN into the mix: such an item is never handed out.
+            source = self.path if self.path is not None else "diffusion model"
+            raise GenerationError(
+                f"{source}: the item of seed {seed} holds NaN/Inf values; the checkpoint's weights are "
+                "not finite (a diverged training run) or overflow"
+            )
         return (normalised * latent_scale).numpy().astype(np.float32)
 
     def _seeded_noise(self, seed: int) -> torch.Tensor:
@@ -201,12 +223,14 @@ def load_checkpoint(
         rave_dims: RAVE latent dims; read from the weights when the checkpoint does not store them,
             else checked.
         architecture: ``UNetV0`` arguments (besides ``in_channels``) to build the net with; default: the
-            preset for the latent length.
+            Flex'ed preset for the stored latent length, or for an original-format checkpoint (no
+            stored length) the original's single architecture, whatever the length.
 
     Raises:
         DiffusionUnavailable: the ``diffusion`` extra is not installed.
         CheckpointError: the file is missing or not such a checkpoint, a value contradicts it, there is
-            no preset for its latent length, or its weights do not fit the architecture.
+            no preset for its latent length, the length does not fit the architecture, or its weights
+            do not fit the architecture.
     """
     path = Path(path)
     if not path.is_file():
@@ -228,16 +252,30 @@ def load_checkpoint(
             f"{path}: not a RAVE-Latent-Diffusion checkpoint: expected a dict with `model_state_dict` "
             f"(and `latent_length`, `rave_dims`), found {found or 'an empty dict'}"
         )
+    flexed = checkpoint.get("latent_length") is not None
     length = _pick(checkpoint.get("latent_length"), latent_length, "latent_length", path)
     stored_dims = checkpoint.get("rave_dims")
     if stored_dims is None and rave_dims is None:
         stored_dims = _dims_from_weights(checkpoint["model_state_dict"])
     dims = _pick(stored_dims, rave_dims, "rave_dims", path)
-    if architecture is None:
+    if architecture is not None:
+        which = "the architecture given"
+    elif flexed:
+        which = f"the Flex'ed preset for latent_length {length}"
         try:
             architecture = get_architecture(length)
         except ValueError as exc:
             raise CheckpointError(f"{path}: {exc}") from exc
+    else:
+        # The original repository builds this one net for every length it trains and generates at.
+        which = "the original RAVE-Latent-Diffusion architecture (the same for every latent length)"
+        architecture = original_architecture()
+    multiple = length_multiple(architecture)
+    if length % multiple:
+        raise CheckpointError(
+            f"{path}: latent_length {length} does not fit {which}: its factors divide the length by "
+            f"{multiple}, so the length must be a multiple of {multiple} (e.g. {multiple}, {2 * multiple})"
+        )
     model = build_model(dims, architecture)
     state = checkpoint["model_state_dict"]
     if not isinstance(state, dict):
@@ -247,15 +285,17 @@ def load_checkpoint(
     unexpected = [key for key in state if key not in expected]
     if missing or unexpected:
         raise CheckpointError(
-            f"{path}: the weights do not fit the architecture for latent_length {length}, rave_dims {dims}: "
-            f"{len(missing)} missing keys (e.g. {missing[:3]}), {len(unexpected)} unexpected keys "
+            f"{path}: the weights do not fit the architecture ({which}) for latent_length {length}, "
+            f"rave_dims {dims}: {len(missing)} missing keys (e.g. {missing[:3]}), {len(unexpected)} unexpected keys "
             f"(e.g. {unexpected[:3]})"
         )
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(
-            f"{path}: the weights do not fit the architecture for latent_length {length}, "
+            f"{path}: the weights do not fit the architecture ({which}) for latent_length {length}, "
             f"rave_dims {dims}: {exc}"
         ) from exc
-    return LatentDiffusion(model, latent_length=length, rave_dims=dims, architecture=architecture, path=path)
+    return LatentDiffusion(
+        model, latent_length=length, rave_dims=dims, architecture=architecture, path=path, flexed=flexed
+    )

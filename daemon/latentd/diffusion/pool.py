@@ -172,11 +172,12 @@ class _Stopped(Exception):
     """Raised inside sampling when the pool is asked to stop."""
 
 
-def _worker(settings: PoolSettings, stop: Any, errors: multiprocessing.connection.Connection) -> None:
+def _worker(settings: PoolSettings, stop: Any, events: multiprocessing.connection.Connection) -> None:
     """The pool process: load the checkpoint, then generate items until ``stop`` is set.
 
-    It also ends when its parent is gone (killed without a chance to set ``stop``): an orphaned generator
-    would otherwise take CPU time from the next daemon for good.
+    It reports on ``events``: ``("item", index)`` after each item written, ``("error", reason)`` before
+    it gives up. It also ends when its parent is gone (killed without a chance to set ``stop``): an
+    orphaned generator would otherwise take CPU time from the next daemon for good.
     """
     parent = os.getppid()
 
@@ -192,7 +193,7 @@ def _worker(settings: PoolSettings, stop: Any, errors: multiprocessing.connectio
     try:
         model = settings.load()
     except Exception as exc:
-        errors.send(f"item pool {settings.folder}: {exc}")
+        events.send(("error", f"item pool {settings.folder}: {exc}"))
         return
 
     def check_stop(_step: int) -> None:
@@ -217,14 +218,15 @@ def _worker(settings: PoolSettings, stop: Any, errors: multiprocessing.connectio
         except _Stopped:
             return
         except Exception as exc:
-            errors.send(f"item pool {settings.folder}: generating item {index} failed: {exc}")
+            events.send(("error", f"item pool {settings.folder}: generating item {index} failed: {exc}"))
             return
         try:
             write_item(settings.folder, index, seed, z)
             prune(settings.folder, settings.max_items)
         except OSError as exc:
-            errors.send(f"item pool {settings.folder}: cannot write items: {exc}")
+            events.send(("error", f"item pool {settings.folder}: cannot write items: {exc}"))
             return
+        events.send(("item", index))
         deadline = time.monotonic() + settings.interval_s
         while not should_stop() and (left := deadline - time.monotonic()) > 0:
             stop.wait(min(left, 1.0))
@@ -234,7 +236,9 @@ class ItemPool:
     """Generates diffusion items into a bounded folder from a low-priority background process.
 
     Use ``start()`` / ``stop()`` or ``with ItemPool(settings) as pool:``. ``items()`` lists the folder;
-    ``error`` says why the worker gave up (unreadable checkpoint, unwritable folder), else ``None``.
+    ``error`` says why the worker gave up since it was last started (unreadable checkpoint, an item that
+    could not be generated, unwritable folder, the process killed), else ``None``; ``items_made`` counts
+    the items it wrote since then. ``restart()`` tries again.
     """
 
     def __init__(self, settings: PoolSettings) -> None:
@@ -243,24 +247,32 @@ class ItemPool:
         self._ctx = multiprocessing.get_context("spawn")
         self._stop = self._ctx.Event()
         self._process: multiprocessing.process.BaseProcess | None = None
-        self._errors_in: multiprocessing.connection.Connection | None = None
+        self._events_in: multiprocessing.connection.Connection | None = None
         self._error: str | None = None
+        self._items_made = 0
 
     def start(self) -> None:
         """Launch the worker process and return at once (the model loads in the worker)."""
         if self._process is not None:
             raise RuntimeError(f"item pool {self.settings.folder} is already started")
         self._stop.clear()
-        errors_in, errors_out = self._ctx.Pipe(duplex=False)
-        self._errors_in = errors_in
+        self._error = None
+        self._items_made = 0
+        events_in, events_out = self._ctx.Pipe(duplex=False)
+        self._events_in = events_in
         self._process = self._ctx.Process(
             target=_worker,
-            args=(self.settings, self._stop, errors_out),
+            args=(self.settings, self._stop, events_out),
             name=f"latentd-pool-{Path(self.settings.folder).name}",
             daemon=True,
         )
         self._process.start()
-        errors_out.close()  # the child holds its own copy; ours would keep the pipe from closing
+        events_out.close()  # the child holds its own copy; ours would keep the pipe from closing
+
+    def restart(self, timeout_s: float = 10.0) -> None:
+        """Stop the worker if it runs, then start a new one (it loads the checkpoint afresh)."""
+        self.stop(timeout_s)
+        self.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Ask the worker to stop (it abandons the item in progress) and wait at most ``timeout_s``."""
@@ -272,11 +284,11 @@ class ItemPool:
         if process.is_alive():
             process.terminate()  # items are written atomically: no partial file is left behind
             process.join(timeout_s)
-        self._read_error()
+        self._read_events()
         process.close()
-        if self._errors_in is not None:
-            self._errors_in.close()
-            self._errors_in = None
+        if self._events_in is not None:
+            self._events_in.close()
+            self._events_in = None
         self._process = None
 
     @property
@@ -286,19 +298,38 @@ class ItemPool:
 
     @property
     def error(self) -> str | None:
-        """Why the worker stopped on its own, if it did."""
-        self._read_error()
+        """Why the worker stopped on its own since it was last started, if it did."""
+        self._read_events()
+        process = self._process
+        if self._error is None and process is not None and not self._stop.is_set():
+            code = process.exitcode  # None while it runs
+            if code is not None:
+                self._read_events()  # a last report may have come in just before it ended
+            if self._error is None and code is not None:
+                # Killed (the kernel's out-of-memory killer, an operator) or crashed in native code.
+                how = f"by signal {-code}" if code < 0 else f"with exit code {code}"
+                self._error = f"item pool {self.settings.folder}: the generator process ended {how}"
         return self._error
+
+    @property
+    def items_made(self) -> int:
+        """Items the worker wrote since it was last started."""
+        self._read_events()
+        return self._items_made
 
     def items(self) -> list[Path]:
         """The items in the folder, oldest first."""
         return pool_items(self.settings.folder)
 
-    def _read_error(self) -> None:
-        conn = self._errors_in
+    def _read_events(self) -> None:
+        conn = self._events_in
         try:
             while conn is not None and conn.poll():
-                self._error = str(conn.recv())
+                kind, value = conn.recv()
+                if kind == "item":
+                    self._items_made += 1
+                else:
+                    self._error = str(value)
         except (EOFError, OSError):
             pass  # the worker ended without reporting: nothing more to read
 

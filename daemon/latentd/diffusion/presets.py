@@ -1,9 +1,12 @@
-"""Architecture presets of RAVE-Latent-Diffusion UNets, one per latent length.
+"""Architectures of RAVE-Latent-Diffusion UNets: the Flex'ed fork's presets, one per latent length, and
+the original's single architecture.
 
-The values are those of RAVE-Latent-Diffusion (Flex'ed), ``model_config.py``
-(https://github.com/devstermarts/RAVE-Latent-Diffusion-Flex-ed); the 4096 preset is also the single
-architecture of the original RAVE-Latent-Diffusion (https://github.com/moiseshorta/RAVE-Latent-Diffusion).
-Each preset holds the ``UNetV0`` keyword arguments besides ``in_channels`` (the RAVE latent dims).
+The presets are those of RAVE-Latent-Diffusion (Flex'ed), ``model_config.py``
+(https://github.com/devstermarts/RAVE-Latent-Diffusion-Flex-ed), which stores ``latent_length`` in its
+checkpoints and builds the net of that length's preset. The original RAVE-Latent-Diffusion
+(https://github.com/moiseshorta/RAVE-Latent-Diffusion) builds one architecture — the Flex'ed 4096 preset —
+whatever latent length it trains or generates at, and stores no length. Each architecture holds the
+``UNetV0`` keyword arguments besides ``in_channels`` (the RAVE latent dims).
 """
 
 from __future__ import annotations
@@ -69,6 +72,27 @@ ARCHITECTURE_PRESETS: dict[int, dict[str, Any]] = {
         "attention_features": 64,
     },
 }
+
+
+#: The preset that is also the original RAVE-Latent-Diffusion's only architecture.
+ORIGINAL_PRESET = 4096
+
+
+def original_architecture() -> dict[str, Any]:
+    """The original RAVE-Latent-Diffusion's architecture, used for every latent length (a copy)."""
+    return get_architecture(ORIGINAL_PRESET)
+
+
+def length_multiple(architecture: dict[str, Any]) -> int:
+    """The latent lengths a net of ``architecture`` can take are multiples of this: its factors' product.
+
+    Each layer divides the length by its factor on the way down and multiplies it on the way up; a length
+    that does not divide evenly comes back shorter, and the skip connections no longer match.
+    """
+    multiple = 1
+    for factor in architecture.get("factors", []):
+        multiple *= int(factor)
+    return max(multiple, 1)
 
 
 def get_architecture(latent_length: int) -> dict[str, Any]:

@@ -6,6 +6,9 @@ A command class (see :mod:`latentd.engine.commands`) declares in one place:
 - ``override``: the fields naming what an operator override sets (``()`` for the master bus), or None
   for actions; the engine keeps the latest override per target and the state file restores them;
 - its float fields, found from the annotations, which the engine refuses when not finite;
+- ``bounds``: the inclusive range of its numeric fields (``{"gain": (0.0, 4.0)}``), declared once and
+  used by every door: the OSC routes take their argument ranges from it, the state restore and the
+  engine refuse a value outside it;
 - ``refusal(view)``: why it is refused beyond the common checks (optional), read from an
   :class:`~latentd.engine.snapshot.EngineSnapshot` only;
 - ``apply(engine)``: its handler, run in the engine thread between blocks.
@@ -14,7 +17,10 @@ A command class (see :mod:`latentd.engine.commands`) declares in one place:
 ``engine.snapshot``) and the engine thread (against a snapshot of now) refuse with the same code.
 
 A class that misses ``name``, ``override`` or ``apply`` fails when it is defined; every class defined
-lands in :data:`COMMANDS` by itself.
+lands in :data:`COMMANDS` by itself. Every field is checked against its annotation (a gain read from a
+file must be a number, a voice name a string), so a command built from JSON is checked like one built
+by an OSC route. A command may carry an ``origin`` (who sent it, e.g. an OSC sender): it is never
+logged, compared or stored, and the engine hands it back with a refusal so the sender hears why.
 
 Adding an OSC command touches four places: the command class with its handler
 (``engine/commands.py``), its route (``control/osc_map.py``), the README's OSC table (a test compares
@@ -28,7 +34,9 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -47,7 +55,11 @@ class Command:
     name: ClassVar[str] = "command"
     override: ClassVar[tuple[str, ...] | None] = None
     floats: ClassVar[tuple[str, ...]] = ()  # set for each class from its ``float`` annotations
+    kinds: ClassVar[Mapping[str, str]] = {}  # field → its annotation as written, set for each class
+    bounds: ClassVar[Mapping[str, tuple[float, float]]] = {}  # field → inclusive (low, high)
     resets_overrides: ClassVar[bool] = False  # True: applying it drops every override
+    # Who sent it (e.g. an OSC sender), handed back with a refusal; never logged, compared or stored.
+    origin: object = field(default=None, kw_only=True, compare=False, repr=False)
 
     def __init_subclass__(cls, *, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -67,12 +79,20 @@ class Command:
         unknown = [f for f in cls.override or () if f not in fields]
         if unknown:
             raise TypeError(f"command {cls.__name__}: override names unknown fields {unknown}")
+        unbounded = [f for f in cls.bounds if f not in fields]
+        if unbounded:
+            raise TypeError(f"command {cls.__name__}: bounds name unknown fields {unbounded}")
         cls.floats = tuple(f for f in fields if annotations[f] in ("float", float))
+        cls.kinds = {f: _kind_text(annotations[f]) for f in fields}
         COMMANDS[cls.name] = cls
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict: ``{"cmd": name, **fields}``."""
-        return {"cmd": self.name, **dataclasses.asdict(self)}
+        """A JSON-ready dict: ``{"cmd": name, **fields}`` (the origin is left out)."""
+        data: dict[str, Any] = {"cmd": self.name}
+        for f in dataclasses.fields(self):
+            if f.name != "origin":
+                data[f.name] = getattr(self, f.name)
+        return data
 
     def override_key(self) -> tuple[object, ...] | None:
         """What this command overrides (its name and target fields), or None for an action."""
@@ -108,6 +128,10 @@ def check(command: Command, view: EngineSnapshot) -> str | None:
     engine thread a snapshot of now. The common checks live here; each command adds its own
     (``refusal``) and every float field of a command must be finite.
     """
+    for attr, kind in command.kinds.items():
+        reason = _value_problem(attr, kind, getattr(command, attr), command.bounds.get(attr))
+        if reason is not None:
+            return reason
     voice_name = getattr(command, "voice", None)
     if voice_name is not None:
         voice = view.voices.get(voice_name)
@@ -116,13 +140,55 @@ def check(command: Command, view: EngineSnapshot) -> str | None:
         dim = getattr(command, "dim", None)
         if dim is not None and not 0 <= dim < voice.latent_size:
             return f"dim {dim} out of range 0..{voice.latent_size - 1} for voice {voice_name!r}"
-    reason = command.refusal(view)
-    if reason is not None:
-        return reason
-    for attr in command.floats:
-        v = getattr(command, attr)
-        if isinstance(v, float) and not math.isfinite(v):
-            return f"{attr} must be a finite number, got {v}"
+    return command.refusal(view)
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "float": (int, float),
+    "int": (int,),
+    "bool": (bool,),
+    "str": (str,),
+    "None": (type(None),),
+}
+_TYPE_WORDS = {"float": "a number", "int": "a whole number", "bool": "true or false", "str": "a string"}
+
+
+def _kind_text(annotation: object) -> str:
+    """An annotation as written (``"float | str"``), also when it is a type rather than a string."""
+    if isinstance(annotation, str):
+        return annotation
+    return getattr(annotation, "__name__", None) or str(annotation)
+
+
+def ranges(**bounds: tuple[float, float]) -> Mapping[str, tuple[float, float]]:
+    """A command's ``bounds``, read-only: ``bounds = ranges(gain=(0.0, 4.0))``."""
+    return MappingProxyType(bounds)
+
+
+def number_text(x: float) -> str:
+    """A bound as people write it: ``4`` rather than ``4.0``, ``0.5`` as is."""
+    return str(int(x)) if x == int(x) else f"{x:g}"
+
+
+def _value_problem(attr: str, kind: str, value: object, bounds: tuple[float, float] | None) -> str | None:
+    """Why ``value`` does not fit field ``attr`` (its annotation ``kind`` and ``bounds``), or None."""
+    options = [k.strip() for k in kind.split("|")]
+    if all(k in _TYPES for k in options):
+        # bool is an int in Python: a flag is never taken for a number, nor a number for a flag.
+        fits = any(
+            isinstance(value, _TYPES[k]) and (k == "bool" or not isinstance(value, bool)) for k in options
+        )
+        if not fits:
+            words = " or ".join(_TYPE_WORDS.get(k, "none") for k in options)
+            return f"{attr} must be {words}, got {value!r}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{attr} must be a finite number, got {value}"
+    if bounds is not None and isinstance(value, int | float) and not isinstance(value, bool):
+        low, high = bounds
+        if not low <= value <= high:
+            if math.isinf(high):
+                return f"{attr} must be at least {number_text(low)}, got {value!r}"
+            return f"{attr} must be in {number_text(low)}..{number_text(high)}, got {value!r}"
     return None
 
 

@@ -12,17 +12,30 @@ snapshot it is given (:func:`check`), so any thread can check a command before s
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import structlog
 
 from latentd.engine.command_base import COMMANDS as COMMANDS
-from latentd.engine.command_base import SEED_MODULUS, Command
+from latentd.engine.command_base import SEED_MODULUS, Command, ranges
 from latentd.engine.command_base import Overrides as Overrides
 from latentd.engine.command_base import check as check
 from latentd.engine.command_base import overrides_from_log as overrides_from_log
 from latentd.installation.errors import ModelError
+from latentd.sources.specs import LATENT_LIMIT
+
+# The ranges operators may set, declared once: the commands' ``bounds`` use them, the OSC routes and the
+# state restore take them from there.
+GAIN_MAX = 4.0  # linear gain of a voice or of the master bus (+12 dB)
+LATENT_OVERRIDE_MAX = 10.0  # |bias| and |scale| of one latent dimension
+DIM_MAX = 4095  # the highest latent dimension an address may name (the voice's own size is checked too)
+ANGLE_MAX = 360.0  # |azimuth| in degrees and |rotation| in degrees per second
+FADE_MAX_S = 3600.0  # the longest opening or closing fade
+ATTRIBUTE_TEXT_MAX = 256  # characters of a string model attribute
+_LATENT = (-LATENT_OVERRIDE_MAX, LATENT_OVERRIDE_MAX)
+_DIMS = (0, DIM_MAX)
 
 if TYPE_CHECKING:
     from latentd.engine.engine import Engine
@@ -45,6 +58,7 @@ def _info(view: EngineSnapshot, command: Any) -> VoiceInfo:
 class SetVoiceGain(Command):
     name: ClassVar[str] = "voice.gain"
     override = ("voice",)
+    bounds = ranges(gain=(0.0, GAIN_MAX))
     voice: str
     gain: float
 
@@ -72,6 +86,7 @@ class SetLatentBias(Command):
 
     name: ClassVar[str] = "voice.bias"
     override = ("voice", "dim")
+    bounds = ranges(dim=_DIMS, value=_LATENT)
     voice: str
     dim: int
     value: float
@@ -86,6 +101,7 @@ class SetLatentScale(Command):
 
     name: ClassVar[str] = "voice.scale"
     override = ("voice", "dim")
+    bounds = ranges(dim=_DIMS, value=_LATENT)
     voice: str
     dim: int
     value: float
@@ -100,6 +116,7 @@ class SetLatentClamp(Command):
 
     name: ClassVar[str] = "voice.clamp"
     override = ("voice", "dim")
+    bounds = ranges(dim=_DIMS, low=(-LATENT_LIMIT, LATENT_LIMIT), high=(-LATENT_LIMIT, LATENT_LIMIT))
     voice: str
     dim: int
     low: float
@@ -136,6 +153,7 @@ class ReseedVoice(Command):
 
     name: ClassVar[str] = "voice.seed"
     override = None  # seeds are kept apart from overrides (the daily reseed sets them too)
+    bounds = ranges(seed=(0, SEED_MODULUS - 1))
     voice: str
     seed: int | None = None
 
@@ -192,6 +210,7 @@ class SetVoicePan(Command):
 
     name: ClassVar[str] = "voice.pan"
     override = ("voice",)
+    bounds = ranges(azimuth_deg=(-ANGLE_MAX, ANGLE_MAX))
     voice: str
     azimuth_deg: float
 
@@ -208,6 +227,7 @@ class SetVoiceRotation(Command):
 
     name: ClassVar[str] = "voice.rotate"
     override = ("voice",)
+    bounds = ranges(deg_per_s=(-ANGLE_MAX, ANGLE_MAX))
     voice: str
     deg_per_s: float
 
@@ -245,20 +265,26 @@ class SetConditioning(Command):
 class SetModelAttribute(Command):
     """Set an attribute of the voice's model through its ``set_<attribute>`` (e.g. ``temperature``).
 
-    The attribute belongs to the model, so it changes every voice that plays that model.
+    The attribute belongs to the model, so it changes every voice that plays that model. ``value`` is a
+    number or a string (vschaos2's ``inversion_mode``, ``dimred``); the model itself refuses a value of
+    the wrong type or outside what it accepts, and that refusal reaches the sender.
     """
 
     name: ClassVar[str] = "voice.attr"
     override = None
     voice: str
     attribute: str
-    value: float
+    value: float | str
 
     def refusal(self, view: EngineSnapshot) -> str | None:
         attributes = _info(view, self).attributes
         if self.attribute not in attributes:
             allowed = ", ".join(attributes) or "none (the model declares no attributes)"
             return f"model of voice {self.voice!r} has no attribute {self.attribute!r}; attributes: {allowed}"
+        if isinstance(self.value, str) and (
+            len(self.value) > ATTRIBUTE_TEXT_MAX or not self.value.isprintable()
+        ):
+            return f"value must be printable text of at most {ATTRIBUTE_TEXT_MAX} characters"
         return None
 
     def apply(self, engine: Engine) -> None:
@@ -290,7 +316,7 @@ class SwapModel(Command):
         return reason
 
     def apply(self, engine: Engine) -> None:
-        engine.swaps.start(self.voice, self.model)
+        engine.swaps.start(self.voice, self.model, self.origin)
 
 
 @dataclass(frozen=True)
@@ -326,6 +352,7 @@ def _swap_refusal(view: EngineSnapshot, voice: str, model: str) -> str | None:
 class SetMasterGain(Command):
     name: ClassVar[str] = "master.gain"
     override = ()
+    bounds = ranges(gain=(0.0, GAIN_MAX))
     gain: float
 
     def apply(self, engine: Engine) -> None:
@@ -364,6 +391,7 @@ class SetOpen(Command):
 
     name: ClassVar[str] = "venue.open"
     override = None
+    bounds = ranges(fade_s=(0.0, FADE_MAX_S))
     open: bool
     fade_s: float = 0.0
 
@@ -419,6 +447,7 @@ class RestoreProgramme(Command):
 
     name: ClassVar[str] = "section.restore"
     override = None
+    bounds = ranges(step=(0, math.inf), position_s=(0.0, math.inf))
     step: int
     section: str
     position_s: float

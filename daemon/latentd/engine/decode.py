@@ -8,6 +8,7 @@ import numpy as np
 import soxr
 import structlog
 
+from latentd.engine.recovery import DecodeRecovery
 from latentd.engine.voice import Voice
 from latentd.installation.models import LoadedModel
 
@@ -22,7 +23,13 @@ class ModelGroup:
     """
 
     def __init__(
-        self, name: str, model: LoadedModel, voices: list[Voice], samplerate: int, frames_per_call: int
+        self,
+        name: str,
+        model: LoadedModel,
+        voices: list[Voice],
+        samplerate: int,
+        frames_per_call: int,
+        batch: int | None = None,
     ):
         self.name = name
         self.model = model
@@ -31,6 +38,10 @@ class ModelGroup:
         self.frames_per_call = frames_per_call
         self.samplerate = samplerate
         self.n_rows = len(voices)
+        # Rows decoded per call: the voices, then padding rows of zeros when a larger batch decodes faster
+        # (see latentd.engine.callshape). Constant for the group's lifetime: a streaming model keeps its
+        # state per row, and vschaos2 resets its state whenever the batch size changes.
+        self.batch = max(self.n_rows, batch or self.n_rows)
         ch = self.info.n_channels
         self.resampler = (
             soxr.ResampleStream(self.info.sr, samplerate, self.n_rows * ch, dtype="float32", quality="HQ")
@@ -43,6 +54,8 @@ class ModelGroup:
         self._end = 0
         self.faulted_rows: list[int] = []
         self.calls = 0
+        # A decode call that raises: silence, re-prime, else reload (live: in the background).
+        self.recovery = DecodeRecovery(name)
         # Called with (group, z) before each decode, to change the latents in place (section morphs).
         self.shape_latents: Callable[[ModelGroup, np.ndarray], None] | None = None
 
@@ -66,13 +79,34 @@ class ModelGroup:
         return out
 
     def _decode_chunk(self) -> None:
+        self.finish(self.run(self.prepare()))
+
+    def prepare(self) -> np.ndarray:
+        """The next call's input [batch, in_channels, frames_per_call]: each voice's latents in its row,
+        zeros in the padding rows (engine thread: sources and morphs are stepped here)."""
         n = self.frames_per_call
-        z = np.empty((self.n_rows, self.info.in_channels, n), dtype=np.float32)
+        z = np.zeros((self.batch, self.info.in_channels, n), dtype=np.float32)
         for voice in self.voices:
             z[voice.row] = voice.latents(n)
+        if self.batch > self.n_rows and self.info.conditioning_ranges:
+            # Padding rows get valid conditioning (the lowest of each range): zero may be outside it.
+            for index, bounds in enumerate(self.info.conditioning_ranges):
+                if bounds is not None:
+                    z[self.n_rows :, self.info.latent_size + index] = bounds[0]
         if self.shape_latents is not None:
             self.shape_latents(self, z)
-        audio = self.model.decode(z)
+        return z
+
+    def run(self, z: np.ndarray) -> np.ndarray:
+        """Decode ``z`` and return the voices' rows [rows, channels, samples] at the model's rate.
+
+        Touches only this group's model, so groups may run in parallel threads.
+        """
+        audio = self.recovery.decode(self, z)
+        return audio[: self.n_rows] if self.batch > self.n_rows else audio
+
+    def finish(self, audio: np.ndarray) -> None:
+        """Check the voices' audio, resample it and append it to the FIFO (engine thread)."""
         self.calls += 1
         finite = np.isfinite(audio).all(axis=(1, 2))
         self.faulted_rows = [int(r) for r in np.flatnonzero(~finite)]

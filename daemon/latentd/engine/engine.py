@@ -20,6 +20,7 @@ import torch
 from latentd.engine import commands as c
 from latentd.engine.decode import ModelGroup
 from latentd.engine.mix import DcBlocker, Limiter, Ramp, Trims
+from latentd.engine.parallel import ParallelDecoder
 from latentd.engine.programme import Programme, SectionPlan
 from latentd.engine.snapshot import CommandLogView, EngineSnapshot, VoiceInfo, VoiceState, frozen_mapping
 from latentd.engine.swaps import Swaps
@@ -30,6 +31,7 @@ log = structlog.get_logger("latentd.engine")
 
 MORPH_HANDOVER_S = 0.05  # a morphing pair hands the sound over this fast; the latents glide for the rest
 FAULT_HOLD_S = 2.0  # a voice whose model emitted NaN/Inf stays silent this long before it is tried again
+COMMAND_TAIL = 256  # applied commands kept in memory (readers see the last 256..511)
 MAX_FAULTS = 3  # after this many faults in a row the voice stays muted until an operator command
 
 
@@ -81,9 +83,17 @@ class Engine:
         # piece and seed give the same audio (decode calls happen in a fixed order in this one worker).
         torch.manual_seed(self.seed)
         self._commands: queue.SimpleQueue[c.Command] = queue.SimpleQueue()
+        # The most recent applied commands only (at most 2 × COMMAND_TAIL): the whole log streams to disk
+        # through ``command_listeners`` (the recorder's journal). Trimming replaces the list, so a
+        # published CommandLogView (a prefix of the old list) never changes.
         self.command_log: list[tuple[int, c.Command]] = []
         self.command_listeners: list[Callable[[int, c.Command], None]] = []
+        # (command, reason) for every command refused here, so its sender (``command.origin``) hears why.
+        self.refusal_listeners: list[Callable[[c.Command, str], None]] = []
         self.block_listeners: list[Callable[[int, np.ndarray], None]] = []
+        # Called with the block index once its commands are applied, right before it is rendered
+        # (the recorder takes its checkpoints here).
+        self.block_start_listeners: list[Callable[[int], None]] = []
         # (block index, voice name, z [latent_size, n_frames]) for every chunk a voice decodes.
         self.latent_listeners: list[Callable[[int, str, np.ndarray], None]] = []
         # Commands the engine sequences and logs but whose effect lives outside it (e.g. recording).
@@ -93,6 +103,9 @@ class Engine:
         self.live_loads = live_loads
         self.voices: dict[str, Voice] = dict(installation.claim_voices())
         self.groups = self._groups(installation)
+        for group in self.groups:
+            group.recovery.background = live_loads  # offline a failed model reloads at once: renders repeat
+        self.decoder = ParallelDecoder(audio.decode_threads)
         # Made once per voice (here, and by a swap for the new voice): every snapshot shares them.
         self.voice_infos: dict[str, VoiceInfo] = {
             v.name: VoiceInfo.of(v, g.name, g.info.attributes) for g in self.groups for v in g.voices
@@ -155,7 +168,14 @@ class Engine:
         for name, voice in self.voices.items():
             by_model.setdefault(inst.config.piece.voices[name].model, []).append(voice)
         return [
-            ModelGroup(model, inst.models[model], voices, self.samplerate, inst.frames_per_call[model])
+            ModelGroup(
+                model,
+                inst.models[model],
+                voices,
+                self.samplerate,
+                inst.frames_per_call[model],
+                batch=inst.call_shapes[model].batch if model in inst.call_shapes else None,
+            )
             for model, voices in by_model.items()
         ]
 
@@ -191,8 +211,16 @@ class Engine:
         """
         return c.check(command, self._make_snapshot() if view is None else view)
 
+    def refuse(self, cmd: c.Command, reason: str) -> None:
+        """Count, log and publish a refusal (engine thread): the listeners tell the sender why."""
+        self.counters.refused_commands += 1
+        log.warning("command.refused", block=self.counters.blocks, command=cmd.to_json(), reason=reason)
+        for listener in self.refusal_listeners:
+            listener(cmd, reason)
+
     def _apply(self, cmd: c.Command) -> None:
         """Check, resolve, apply and log one command (engine thread, between blocks)."""
+        sent = cmd  # keeps the sender's origin for a refusal
         reason = self.check(cmd)
         if reason is None:
             try:
@@ -201,11 +229,12 @@ class Engine:
             except ValueError as exc:
                 reason = str(exc)
         if reason is not None:
-            self.counters.refused_commands += 1
-            log.warning("command.refused", block=self.counters.blocks, command=cmd.to_json(), reason=reason)
+            self.refuse(sent, reason)
             return
         self.overrides.note(cmd)
         self.command_log.append((self.counters.blocks, cmd))
+        if len(self.command_log) >= 2 * COMMAND_TAIL:
+            self.command_log = self.command_log[-COMMAND_TAIL:]
         log.info("command.applied", block=self.counters.blocks, **cmd.to_json())
         for listener in self.command_listeners:
             listener(self.counters.blocks, cmd)
@@ -221,6 +250,8 @@ class Engine:
         if self.live_loads:
             for landed in self.swaps.landed():
                 self._apply(landed)
+        for on_start in self.block_start_listeners:
+            on_start(self.counters.blocks)
         n = self.blocksize
         crossfades = self.swaps.crossfade_gains(n)
         if self.programme.current.name != self._tempo_section:
@@ -228,12 +259,15 @@ class Engine:
         audible = self.programme.audible()
         envelopes = self.programme.envelopes(n, list(self.voices))
         mix = np.zeros((self.n_channels, n), dtype=np.float32)
-        for group in self.groups:
-            # A voice retired at the end of its fade is still mixed in this block (its crossfade's last part).
-            if not any(v.name in audible and (not v.retired or id(v) in crossfades) for v in group.voices):
-                continue
-            before = group.calls
-            group.fill(n)
+        # A voice retired at the end of its fade is still mixed in this block (its crossfade's last part).
+        active = [
+            g
+            for g in self.groups
+            if any(v.name in audible and (not v.retired or id(v) in crossfades) for v in g.voices)
+        ]
+        calls_before = [g.calls for g in active]
+        self.decoder.fill(active, n)  # the models decode in parallel when the venue allows threads
+        for group, before in zip(active, calls_before, strict=True):
             self.counters.decode_calls += group.calls - before
             if self.latent_listeners and group.calls != before:
                 for voice in group.voices:

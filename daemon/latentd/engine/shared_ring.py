@@ -10,12 +10,19 @@ Memory order across processes: the producer stores the block, then the index. x8
 a weakly ordered CPU (ARM64, a Raspberry Pi) may not, so the consumer leaves the newest published block
 alone until the next one is published (``lag = 1``): by then the earlier block's data has long been
 visible. It costs one block of latency.
+
+Segments are named ``latentd-ring-<pid>-<random>`` after the process that owns them. A process killed
+with SIGKILL cannot remove its segment; :func:`remove_stale_segments` (called before a new ring is made)
+removes those whose owner no longer runs, and never touches a live process's.
 """
 
 from __future__ import annotations
 
+import os
 import platform
+import secrets
 from multiprocessing import shared_memory
+from pathlib import Path
 
 import numpy as np
 
@@ -24,6 +31,63 @@ from latentd.engine.ring import BlockRing
 HEADER_SLOTS = 8
 WRITE, READ, UNDERRUNS, STOP, XRUNS, STATE, EXIT_CODE, _SPARE = range(HEADER_SLOTS)
 STARTING, READY, FAILED, DONE = 0, 1, 2, 3  # values of the STATE slot
+
+
+SEGMENT_PREFIX = "latentd-ring-"
+SHM_DIR = Path("/dev/shm")  # where Linux keeps POSIX shared memory
+
+
+def segment_name(pid: int | None = None) -> str:
+    """A new segment name that carries the owner's process id (this process by default)."""
+    return f"{SEGMENT_PREFIX}{os.getpid() if pid is None else pid}-{secrets.token_hex(4)}"
+
+
+def segment_owner(name: str) -> int | None:
+    """The owner's process id written in a segment name, or None for a name not made by latentd."""
+    if not name.startswith(SEGMENT_PREFIX):
+        return None
+    pid, _, rest = name[len(SEGMENT_PREFIX) :].partition("-")
+    return int(pid) if pid.isdigit() and rest else None
+
+
+def _running(pid: int) -> bool:
+    """True while process ``pid`` exists and is not a zombie (another user's counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
+
+
+def remove_stale_segments(folder: Path = SHM_DIR) -> list[str]:
+    """Remove the ring segments of dead latentd processes; returns their names.
+
+    Only names that carry a process id are considered, and only when that process no longer runs, so a
+    live run's ring is never touched (nor another program's segments).
+    """
+    removed = []
+    try:
+        entries = sorted(folder.glob(SEGMENT_PREFIX + "*"))
+    except OSError:
+        return removed
+    for entry in entries:
+        pid = segment_owner(entry.name)
+        if pid is None or _running(pid):
+            continue
+        try:
+            entry.unlink()
+        except FileNotFoundError:
+            continue  # another starting run removed it first
+        except OSError:
+            continue  # not ours to remove (another user's): left alone
+        removed.append(entry.name)
+    return removed
 
 
 def _weakly_ordered() -> bool:
@@ -50,7 +114,9 @@ class SharedBlockRing(BlockRing):
         data_bytes = n_blocks * n_channels * blocksize * 4
         self._owner = name is None
         self._shm = shared_memory.SharedMemory(
-            name=name, create=self._owner, size=HEADER_SLOTS * 8 + data_bytes
+            name=segment_name() if name is None else name,
+            create=self._owner,
+            size=HEADER_SLOTS * 8 + data_bytes,
         )
         shm_buf = self._shm.buf
         assert shm_buf is not None  # None only after close()

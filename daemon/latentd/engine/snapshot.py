@@ -85,10 +85,11 @@ class VoiceState:
 
 @dataclass(frozen=True)
 class CommandLogView(Sequence[tuple[int, Command]]):
-    """The first ``length`` entries of the engine's command log, as they were when published.
+    """The first ``length`` entries of the engine's command-log tail, as they were when published.
 
-    The log is only ever appended to (by the engine thread), so a prefix never changes: readers get a
-    stable view without copying the log.
+    The engine keeps only its most recent commands (bounded, see ``engine.COMMAND_TAIL``); the whole log
+    streams to disk. A tail list is only ever appended to, and trimming replaces it with a new list, so
+    a prefix never changes: readers get a stable, bounded view without copying.
     """
 
     entries: list[tuple[int, Command]]
@@ -131,7 +132,7 @@ class EngineSnapshot:
         peaks: the largest absolute sample per speaker since start.
         counters: blocks, decode calls, refusals, faults and swaps.
         overrides: the operator overrides in effect, oldest change first.
-        command_log: every command applied so far, with its block.
+        command_log: the most recent commands applied (a bounded tail), with their blocks.
         handled: names of the commands whose handler lives outside the engine and is registered
             (e.g. recording); any other such command is refused.
     """

@@ -65,12 +65,14 @@ class Swaps:
         self.crossfading: list[Voice] = []
         self._loads: queue.SimpleQueue[_Load] = queue.SimpleQueue()
         self._ready: dict[str, _Load] = {}
+        self._origins: dict[str, object] = {}  # voice → who asked for its swap, told if it fails
 
-    def start(self, voice: str, model: str) -> None:
+    def start(self, voice: str, model: str, origin: object = None) -> None:
         """``SwapModel``: start loading (live); offline, the logged ``ModelSwapped`` does the work."""
         if not self.engine.live_loads:
             return
         self.loading[voice] = model
+        self._origins[voice] = origin
         threading.Thread(
             target=self._load, args=(voice, model), name=f"latentd-load-{model}", daemon=True
         ).start()
@@ -110,6 +112,7 @@ class Swaps:
             except queue.Empty:
                 return
             self.loading.pop(done.voice, None)
+            origin = self._origins.pop(done.voice, None)
             if done.loaded is None:
                 self.engine.counters.swap_failures += 1
                 log.error(
@@ -119,10 +122,13 @@ class Swaps:
                     reason=done.error,
                     action=f"keeps playing {self.voice_models[done.voice]!r}",
                 )
+                # The swap was accepted when asked for: its sender hears of the failure now.
+                reason = f"model {done.model!r} failed to load: {done.error}"
+                self.engine.refuse(c.SwapModel(done.voice, done.model, origin=origin), reason)
                 continue
             self._ready[done.voice] = done
             # Applied like a command at this block, so replay lands the swap at the same block.
-            yield c.ModelSwapped(done.voice, done.model)
+            yield c.ModelSwapped(done.voice, done.model, origin=origin)
             self._ready.pop(done.voice, None)
 
     def crossfade_gains(self, n: int) -> dict[int, np.ndarray | None]:
@@ -138,7 +144,7 @@ class Swaps:
         cfg = self.engine.installation.config
         spec = cfg.piece.models[model]
         try:
-            loaded = LoadedModel(cfg.model_path(model), method=spec.method)
+            loaded = LoadedModel(cfg.model_path(model), method=spec.method, sr=spec.samplerate)
             check_audio_method(loaded.info)
             for attr, value in spec.attributes.items():
                 loaded.set_attribute(attr, value)
@@ -182,6 +188,7 @@ class Swaps:
         # Rows are positional in a model's streaming state: the new voice gets a group of its own.
         group = ModelGroup(model, loaded, [new], engine.samplerate, frames_per_call)
         group.shape_latents = engine.shape_latents
+        group.recovery.background = engine.live_loads
         engine.groups.append(group)
         engine.voices[name] = new
         self.voice_models[name] = model

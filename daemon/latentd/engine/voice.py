@@ -129,6 +129,7 @@ class Voice:
         conditioning: dict[str, float],
         conditioning_names: tuple[str, ...],
         conditioning_sources: dict[str, Source] | None = None,
+        conditioning_ranges: tuple[tuple[int, int] | None, ...] = (),
         gain: float,
         mute: bool,
         bias: np.ndarray,
@@ -166,6 +167,16 @@ class Voice:
         # Conditioning inputs driven by a source (its first dimension), until an operator sets a constant.
         self.cond_sources = {conditioning_names.index(n): s for n, s in (conditioning_sources or {}).items()}
         self.cond_overridden: set[int] = set()
+        # Integer ranges (upper bound exclusive) of conditioning inputs that declare them: values are
+        # clamped into them and truncated as the model reads them, so a wandering source or an operator
+        # value never reaches the model out of range (vschaos2 fails outside it).
+        n_cond = len(conditioning_names)
+        ranges = tuple(conditioning_ranges) + (None,) * (n_cond - len(conditioning_ranges))
+        self.cond_low = np.array([r[0] if r else -np.inf for r in ranges[:n_cond]], dtype=np.float64)
+        self.cond_high = np.array([r[1] - 1 if r else np.inf for r in ranges[:n_cond]], dtype=np.float64)
+        self._cond_ranged = np.array([r is not None for r in ranges[:n_cond]], dtype=bool)
+        self._cond_guard = bool(self._cond_ranged.any())
+        self.cond_clamped = 0  # frames whose conditioning had to be clamped into range
         self.clamp_low = np.full(latent_size, -np.inf)
         self.clamp_high = np.full(latent_size, np.inf)
         if clamp is not None:
@@ -248,4 +259,17 @@ class Voice:
             driven = source.step(n_frames)[0]
             if index not in self.cond_overridden:
                 cond[index] = driven
+        if self._cond_guard:
+            self._guard_conditioning(cond)
         return np.concatenate([self.last_z, cond.astype(np.float32)], axis=0)
+
+    def _guard_conditioning(self, cond: np.ndarray) -> None:
+        """Clamp ranged inputs into their range and truncate them, in place; count the clamped frames."""
+        low, high = self.cond_low[:, None], self.cond_high[:, None]
+        ranged = self._cond_ranged
+        np.copyto(cond, np.broadcast_to(low, cond.shape), where=np.isnan(cond) & ranged[:, None])
+        outside = (cond < low) | (cond >= high + 1.0)
+        if outside.any():
+            self.cond_clamped += int(outside.any(axis=0).sum())
+        np.clip(cond, low, high, out=cond)
+        cond[ranged] = np.trunc(cond[ranged])

@@ -20,15 +20,17 @@ def info_to_dict(info: ModelInfo) -> dict[str, object]:
         "latent_size": info.latent_size,
         "full_latent_size": info.full_latent_size,
         "ratio": info.ratio,
-        "sr": info.sr,
-        "latent_rate_hz": info.latent_rate_hz,
+        "sr": info.sr or None,
+        "declared_sr": info.declared_sr,
+        "latent_rate_hz": info.latent_rate_hz or None,
         "n_channels": info.n_channels,
         "conditioning": list(info.conditioning),
+        "conditioning_ranges": [list(r) if r else None for r in info.conditioning_ranges],
         "input_labels": list(info.input_labels),
         "streaming": info.streaming,
         "cache_rows": info.cache_rows,
         "attributes": {name: _jsonable(value) for name, value in info.attributes.items()},
-        "tempo": [{"k": k, "bpm": round(bpm, 2)} for k, bpm in info.tempo_table()],
+        "tempo": [{"k": k, "bpm": round(bpm, 2)} for k, bpm in info.tempo_table()] if info.sr else [],
     }
 
 
@@ -52,22 +54,35 @@ def format_info(info: ModelInfo) -> str:
         else ""
     )
     streaming = f"yes ({info.cache_rows} batch rows)" if info.streaming else "no (clicks at block edges)"
-    attributes = ", ".join(f"{k}={v!r}" for k, v in info.attributes.items()) or "none"
+    attributes = (
+        ", ".join(
+            f"{k}={v!r}" + (" (read-only)" if k in info.read_only else "") for k, v in info.attributes.items()
+        )
+        or "none"
+    )
+    conditioning = ", ".join(
+        name + (f" {r[0]}..{r[1] - 1}" if r else "")
+        for name, r in zip(info.conditioning, info.conditioning_ranges, strict=False)
+    )
+    sr = f"{info.sr} Hz" if info.sr else "none declared (give `samplerate` in its [models.<name>] table)"
+    rate = f"{info.latent_rate_hz:.2f} Hz" if info.sr else "unknown without a sample rate"
     rows = [
         ("file", str(info.path)),
         ("methods", methods),
         ("method", info.method),
         ("latent_size", f"{info.latent_size}{full}"),
         ("ratio", str(info.ratio)),
-        ("sr", f"{info.sr} Hz"),
-        ("latent rate", f"{info.latent_rate_hz:.2f} Hz"),
+        ("sr", sr),
+        ("latent rate", rate),
         ("channels", str(info.n_channels)),
-        ("conditioning", ", ".join(info.conditioning) or "none"),
+        ("conditioning", conditioning or "none"),
         ("streaming", streaming),
         ("attributes", attributes),
     ]
     lines = [info.path.name]
     lines += [f"  {key:<13} {value}" for key, value in rows]
+    if not info.sr:
+        return "\n".join(lines)
     lines.append("  tempo         loop of k latent frames -> BPM = 60 * (sr / ratio) / k")
     table = [f"k={k:<2} {bpm:8.2f}" for k, bpm in info.tempo_table()]
     for start in range(0, len(table), 4):
@@ -88,7 +103,7 @@ def inspect_models(paths: list[Path], as_json: bool, out: TextIO) -> int:
     records: list[dict[str, object]] = []
     for path in paths:
         try:
-            info = read_info(Path(path))
+            info = read_info(Path(path), require_sr=False)
         except ModelError as exc:
             status = 2
             if as_json:

@@ -13,7 +13,9 @@ import torch
 
 from latentd.installation.errors import ModelError
 from latentd.installation.torchscript import (
+    CALL_ERRORS,
     MethodParams,
+    MissingSampleRate,
     ModelInfo,
     buffer_snapshot,
     build_info,
@@ -22,6 +24,7 @@ from latentd.installation.torchscript import (
     load_module,
     read_info,
     restore_buffers,
+    setter_arguments,
 )
 
 __all__ = [
@@ -29,6 +32,7 @@ __all__ = [
     "MAX_FRAMES_PER_CALL",
     "LoadedModel",
     "MethodParams",
+    "MissingSampleRate",
     "ModelError",
     "ModelInfo",
     "check_audio_method",
@@ -87,6 +91,15 @@ def frames_per_call_for(info: ModelInfo, frames_per_call: int) -> int:
     return frames
 
 
+def _as_argument(value: object, kind: str) -> object:
+    """``value`` as a setter of argument type ``kind`` takes it (TorchScript does not widen int to float)."""
+    if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind == "int" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def rng_state(seed: int) -> object:
     """A fresh state of torch's random generator seeded with ``seed`` (opaque; for ``LoadedModel.call``)."""
     return torch.Generator().manual_seed(seed % 2**64).get_state()
@@ -101,15 +114,29 @@ class LoadedModel:
         path: the ``.ts`` file.
         method: the method a voice uses.
         max_batch: most batch rows per call (a streaming model also caps this at its state's rows).
+        sr: the sample rate the model plays at instead of its own (``[models.<name>] samplerate``);
+            needed when the model declares none (vschaos2).
 
     Raises:
-        ModelError: as ``read_info``.
+        ModelError: as ``read_info`` (``MissingSampleRate`` when no sample rate is known).
     """
 
-    def __init__(self, path: Path, method: str = "decode", max_batch: int = DEFAULT_MAX_BATCH) -> None:
+    def __init__(
+        self,
+        path: Path,
+        method: str = "decode",
+        max_batch: int = DEFAULT_MAX_BATCH,
+        *,
+        sr: int | None = None,
+    ) -> None:
         self.path = Path(path)
+        self._sr = sr
         self._module = load_module(self.path)
-        self.info = build_info(self._module, self.path, method)
+        self.info = build_info(self._module, self.path, method, sr=sr)
+        # Attributes set through set_attribute: those in force at the last good decode are what a
+        # reloaded copy gets back (one set since then may be what broke the model).
+        self._settings: dict[str, object] = {}
+        self._good_settings: dict[str, object] = {}
         self._method = getattr(self._module, method)
         self.max_batch = min(max_batch, self.info.cache_rows) if self.info.cache_rows else max_batch
         self._snapshot = buffer_snapshot(self._module)
@@ -176,7 +203,7 @@ class LoadedModel:
         with torch.inference_mode():
             try:
                 y = self._method(torch.from_numpy(z))
-            except RuntimeError as exc:
+            except CALL_ERRORS as exc:
                 raise ModelError(
                     f"{self.path}: {self.info.method} failed on z of shape {z.shape}: {exc}"
                 ) from exc
@@ -186,6 +213,8 @@ class LoadedModel:
                 f"{self.path}: {self.info.method} returned shape {tuple(y.shape)} for z of shape {z.shape}; "
                 f"expected {expected} = [batch, n_channels, n_frames * ratio]"
             )
+        if len(self._good_settings) != len(self._settings) or self._good_settings != self._settings:
+            self._good_settings = dict(self._settings)
         return np.ascontiguousarray(y.numpy(), dtype=np.float32)
 
     def warm_up(self, batch: int, n_frames: int, calls: int = 3, guard_rng: bool = True) -> None:
@@ -229,32 +258,81 @@ class LoadedModel:
         """Set a model attribute through ``set_<name>``.
 
         Raises:
-            ModelError: unknown attribute (the valid ones are listed), wrong type, or the model refused.
+            ModelError: unknown attribute (the valid ones are listed), read-only (a setter that takes no
+                value, like vschaos2's ``set_min_buffer_size()``), wrong type, or the model refused.
         """
         valid = list(self.info.attributes)
-        if name not in valid or not has_method(self._module, f"set_{name}"):
+        arguments = setter_arguments(self._module, name)
+        if name not in valid or arguments is None:
             listed = ", ".join(valid) if valid else "none"
             raise ModelError(f"{self.path}: unknown attribute {name!r}; valid attributes: {listed}")
+        current = self.info.attributes.get(name)
+        if not arguments:
+            raise ModelError(
+                f"{self.path}: attribute {name!r} is read-only (the model's set_{name}() takes no value); "
+                f"current value {current!r}"
+            )
+        value = _as_argument(value, arguments[0])
+        if arguments[0] == "str" and not isinstance(value, str):
+            raise ModelError(f"{self.path}: attribute {name!r} takes a string, got {value!r}")
         setter = getattr(self._module, f"set_{name}")
         try:
-            try:
-                result = setter(value)
-            except RuntimeError:
-                if isinstance(value, int) and not isinstance(value, bool):
-                    result = setter(float(value))  # TorchScript does not widen int to float by itself
-                else:
-                    raise
-        except RuntimeError as exc:
+            result = setter(value)
+        except CALL_ERRORS as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"{self.path}: attribute {name!r} = {value!r} refused: {reason}") from exc
         if isinstance(result, int) and not isinstance(result, bool) and result != 0:
-            current = self.info.attributes.get(name)
             raise ModelError(
                 f"{self.path}: attribute {name!r} = {value!r} refused by the model (set_{name} returned "
                 f"{result}); current value {current!r}"
             )
+        self._settings[name] = value
         if has_method(self._module, f"get_{name}"):
             self.info.attributes[name] = get_attribute(self._module, name)
+
+    def reprime(self, batch: int) -> str:
+        """Clear the state a failed call leaves behind, as vschaos2 needs after a failed ``forward``.
+
+        vschaos2's ``decode`` fails after a failed call until a successful ``encode`` or
+        ``set_inversion_mode(...)``: set ``inversion_mode`` to its current value when the model has
+        it, else encode ``batch`` rows of silence.
+
+        Returns:
+            What was done (for the log).
+
+        Raises:
+            ModelError: neither is possible, or the call failed.
+        """
+        mode = self.info.attributes.get("inversion_mode")
+        if isinstance(mode, str) and setter_arguments(self._module, "inversion_mode") == ["str"]:
+            try:
+                self._module.set_inversion_mode(mode)
+            except CALL_ERRORS as exc:
+                raise ModelError(f"{self.path}: set_inversion_mode({mode!r}) failed: {exc}") from exc
+            return f"set_inversion_mode({mode!r})"
+        params = self.info.params.get("encode")
+        if "encode" not in self.info.methods or params is None:
+            raise ModelError(f"{self.path}: no way to re-prime (no inversion_mode, no encode)")
+        batch = max(1, min(batch, self.max_batch))
+        self.encode(np.zeros((batch, params.in_channels, params.out_ratio), dtype=np.float32))
+        return "encode(silence)"
+
+    def reloaded(self) -> tuple["LoadedModel", dict[str, object]]:
+        """A fresh copy of this model from its file, with the attributes in force at its last good decode.
+
+        Returns:
+            The copy and the attributes set since that decode, which it does not get (one of them may
+            be what broke this instance).
+
+        Raises:
+            ModelError: the file no longer loads, or an attribute is refused.
+        """
+        fresh = LoadedModel(self.path, self.info.method, self.max_batch, sr=self._sr)
+        for name, value in self._good_settings.items():
+            fresh.set_attribute(name, value)
+        good = self._good_settings
+        dropped = {k: v for k, v in self._settings.items() if k not in good or good[k] != v}
+        return fresh, dropped
 
     def call(self, method: str, x: np.ndarray, rng_state: object | None = None) -> tuple[np.ndarray, object]:
         """Call any method of the model on ``x`` [batch, in_channels, frames] (e.g. a prior's).
@@ -291,7 +369,7 @@ class LoadedModel:
             with torch.inference_mode():
                 y = getattr(self._module, method)(torch.from_numpy(x))
             after = torch.get_rng_state() if rng_state is not None else None
-        except RuntimeError as exc:
+        except CALL_ERRORS as exc:
             raise ModelError(f"{self.path}: {method} failed on input of shape {x.shape}: {exc}") from exc
         finally:
             if saved is not None:
@@ -335,7 +413,7 @@ class LoadedModel:
         with torch.inference_mode():
             try:
                 z = self._module.encode(torch.from_numpy(audio))
-            except RuntimeError as exc:
+            except CALL_ERRORS as exc:
                 raise ModelError(
                     f"{self.path}: encode failed on audio of shape {audio.shape}: {exc}"
                 ) from exc

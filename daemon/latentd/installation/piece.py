@@ -6,13 +6,22 @@ engine built from an installation never meets a configuration error.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from latentd.config import Config, ConfigError, Problem
+from latentd.config.problems import MISSING
+from latentd.engine.callshape import CallShape, shape_for
 from latentd.engine.voice import Voice
 from latentd.installation.layout import Layout
-from latentd.installation.models import LoadedModel, ModelError, check_audio_method, frames_per_call_for
+from latentd.installation.models import (
+    LoadedModel,
+    MissingSampleRate,
+    ModelError,
+    check_audio_method,
+    frames_per_call_for,
+)
 from latentd.installation.voices import VoiceBuilder, build_voices
 
 WARM_UP_CALLS = 3  # the first calls of a model are slow (150–430 ms): never let them happen live
@@ -32,6 +41,7 @@ class Installation:
         builder: builds voices of this piece (the engine's model swaps use it too).
         voices: the piece's voices by name, in piece order, each in its batch row.
         frames_per_call: latent frames each model decodes per call, by model name.
+        call_shapes: each model's decode call shape (batch with padding rows, frames), by model name.
     """
 
     config: Config
@@ -41,6 +51,7 @@ class Installation:
     builder: VoiceBuilder
     voices: dict[str, Voice]
     frames_per_call: dict[str, int]
+    call_shapes: dict[str, CallShape] = field(default_factory=dict)
     _claimed: bool = field(default=False, repr=False)
 
     @property
@@ -60,13 +71,21 @@ class Installation:
         return self.voices
 
 
-def load_installation(config: Config, *, seed: int | None = None, warm_up: bool = True) -> Installation:
-    """Load and warm up every model of the piece, then build its voices.
+def load_installation(
+    config: Config,
+    *,
+    seed: int | None = None,
+    warm_up: bool = True,
+    call_shapes: Mapping[str, tuple[int, int]] | None = None,
+) -> Installation:
+    """Load and warm up every model of the piece, choose its call shape, then build its voices.
 
     Args:
         config: the validated configuration.
         seed: the piece seed (default: the piece's own).
-        warm_up: run each model a few times first (its first calls are slow).
+        warm_up: run each model a few times first (its first calls are slow), and choose its call
+            shape by measurement (``audio.batch_padding``, ``audio.decode_latency_ms``).
+        call_shapes: model name → ``(batch, frames)`` to use instead of measuring (a replayed session's).
 
     Raises:
         ConfigError: every model that fails to load, or else every voice setting that does not fit its
@@ -80,11 +99,17 @@ def load_installation(config: Config, *, seed: int | None = None, warm_up: bool 
         rows[voice.model] = rows.get(voice.model, 0) + 1
     frames = config.venue.audio.frames_per_call
     frames_per_call: dict[str, int] = {}
+    shapes: dict[str, CallShape] = {}
+    audio = config.venue.audio
     for name, spec in config.piece.models.items():
         key: str = f"models.{name}.path"
         value: object = str(spec.path)
         try:
-            model = LoadedModel(config.model_path(name), method=spec.method)
+            try:
+                model = LoadedModel(config.model_path(name), method=spec.method, sr=spec.samplerate)
+            except MissingSampleRate:
+                key, value = f"models.{name}.samplerate", MISSING
+                raise
             key, value = f"models.{name}.method", spec.method
             check_audio_method(model.info)
             for attr, attr_value in spec.attributes.items():
@@ -94,8 +119,19 @@ def load_installation(config: Config, *, seed: int | None = None, warm_up: bool 
             n_frames = frames_per_call_for(model.info, frames)
             if warm_up:
                 model.warm_up(batch=max(1, rows.get(name, 1)), n_frames=n_frames, calls=WARM_UP_CALLS)
+            shape = shape_for(
+                model,
+                name,
+                rows.get(name, 1),
+                frames_per_call=frames,
+                latency_ms=audio.decode_latency_ms,
+                pad=audio.batch_padding,
+                measure=warm_up,
+                recorded=(call_shapes or {}).get(name),
+            )
             models[name] = model
-            frames_per_call[name] = n_frames
+            frames_per_call[name] = shape.frames
+            shapes[name] = shape
         except ModelError as exc:
             problems.append(Problem(piece_file, key, value, str(exc)))
     if problems:
@@ -111,4 +147,5 @@ def load_installation(config: Config, *, seed: int | None = None, warm_up: bool 
         builder=builder,
         voices=build_voices(builder, {name: m.info for name, m in models.items()}),
         frames_per_call=frames_per_call,
+        call_shapes=shapes,
     )

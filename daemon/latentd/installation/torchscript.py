@@ -9,9 +9,13 @@ The contract is read from the file, never guessed:
 - methods from ``get_methods()``, or, for RAVE v1 exports without it, every scripted method that has a
   ``<method>_params`` buffer (as nn~ does);
 - ``<method>_params = [in_channels, in_ratio, out_channels, out_ratio]``;
-- sample rate from ``get_sample_rate()``, else the ``sr`` or ``sampling_rate`` attribute/buffer;
+- sample rate from ``get_sample_rate()``, else the ``sr`` or ``sampling_rate`` attribute/buffer; vschaos2
+  exports declare none (``sr`` None, ``get_sample_rate()`` -1): the host passes the rate it was trained at
+  (``[models.<name>] samplerate``), which may also override a declared one;
 - latent size from the ``latent_size`` (RAVE) or ``latent_dim`` (vschaos2) attribute/buffer: decode input
-  channels beyond it are conditioning inputs, named after their labels;
+  channels beyond it are conditioning inputs, named after their labels; a label ending in ``(0-12)`` gives
+  the input's integer range, upper bound exclusive (vschaos2 truncates each value and fails outside it);
+- setters' signatures: a ``set_<name>()`` without a value (vschaos2's ``min_buffer_size``) is read-only;
 - streaming: the model keeps state per batch row in buffers named like cached convolutions (a leaf name
   ending in ``pad`` or containing ``cache``) whose first dimension is the number of batch rows.
 """
@@ -27,6 +31,10 @@ import torch
 from latentd.installation.errors import ModelError
 from latentd.runtime.process import quiet_torchscript
 from latentd.tempo import INFO_K_MAX, tempo_table
+
+#: What a failing TorchScript call raises: torch operations raise RuntimeError, a scripted ``raise``
+#: surfaces as ``torch.jit.Error`` (not a RuntimeError).
+CALL_ERRORS: tuple[type[Exception], ...] = (RuntimeError, torch.jit.Error)
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,8 @@ class ModelInfo:
         full_latent_size: RAVE variational exports fill the dims from ``latent_size`` up to this with
             ``torch.randn`` inside ``decode``; None when the model does not say.
         ratio: ``in_ratio`` of the method (audio samples per latent frame for ``decode``).
-        sr: the model's sample rate in Hz.
+        sr: the sample rate in force in Hz: the configured one, else the model's own; 0 only in an
+            info read for inspection of a model that declares none and was given none.
         n_channels: output channels of the method (audio channels for ``decode``).
         conditioning: names of extra inputs after the latent dims (vschaos2 style), from their labels
             (``"(signal) pitch label (0-12)"`` -> ``"pitch"``); ``()`` for RAVE.
@@ -61,6 +70,11 @@ class ModelInfo:
         attributes: ``get_attributes()`` names -> value from ``get_<name>()`` (``repr`` of the error if
             the getter fails, None if there is no getter).
         cache_rows: batch rows of the streaming state (RAVE: 64); None when not streaming.
+        declared_sr: the sample rate the file declares, None when it declares none (vschaos2).
+        conditioning_ranges: per conditioning input, its integer range ``(low, high)`` with ``high``
+            exclusive, read from its label (``"(signal) pitch label (0-12)"`` -> ``(0, 12)``); None when
+            the label gives none.
+        read_only: attributes whose setter takes no value (``set_min_buffer_size()``).
     """
 
     path: Path
@@ -77,6 +91,9 @@ class ModelInfo:
     streaming: bool
     attributes: dict[str, object] = field(default_factory=dict)
     cache_rows: int | None = None
+    declared_sr: int | None = None
+    conditioning_ranges: tuple[tuple[int, int] | None, ...] = ()
+    read_only: frozenset[str] = frozenset()
 
     @property
     def latent_rate_hz(self) -> float:
@@ -176,20 +193,54 @@ def _read_methods(module: torch.jit.ScriptModule) -> list[str]:
     return [str(n) for n in module._c._method_names() if module._c.hasattr(f"{n}_params")]
 
 
-def _read_sr(module: torch.jit.ScriptModule, path: Path) -> int:
+class MissingSampleRate(ModelError):
+    """The model declares no sample rate and none was given (the host must know the rate it plays)."""
+
+
+def _read_sr(module: torch.jit.ScriptModule) -> int | None:
+    """The sample rate the file declares, or None (vschaos2: ``sr`` None, ``get_sample_rate()`` -1)."""
     candidates = []
     if has_method(module, "get_sample_rate"):
-        with suppress(RuntimeError):
+        with suppress(RuntimeError, torch.jit.Error):
             candidates.append(module.get_sample_rate())
     candidates += [_attr(module, "sr"), _attr(module, "sampling_rate")]
     for value in candidates:
         sr = _as_int(value)
         if sr is not None and sr > 0:
             return sr
-    raise ModelError(
-        f"{path}: no sample rate found (looked for get_sample_rate(), `sr` and `sampling_rate`); "
-        "an nn~ model must declare a positive integer sample rate"
+    return None
+
+
+def _no_sample_rate(path: Path) -> MissingSampleRate:
+    return MissingSampleRate(
+        f"{path}: the model declares no sample rate (get_sample_rate() gives none, `sr` and "
+        "`sampling_rate` are unset; vschaos2 exports are like this); nn~ plays it at the host's rate, but "
+        "latentd must know the rate the model was trained at to time its latent frames and resample its "
+        "audio to the output: set `samplerate = <Hz>` in its [models.<name>] table (e.g. 44100)"
     )
+
+
+_RANGE = re.compile(r"\((-?\d+)\s*-\s*(-?\d+)\)\s*$")
+
+
+def _label_range(label: str) -> tuple[int, int] | None:
+    """``"(signal) pitch label (0-12)"`` -> ``(0, 12)``: an integer range, upper bound exclusive."""
+    found = _RANGE.search(label.strip())
+    if found is None:
+        return None
+    low, high = int(found.group(1)), int(found.group(2))
+    return (low, high) if high > low else None
+
+
+def setter_arguments(module: torch.jit.ScriptModule, name: str) -> list[str] | None:
+    """Argument types of ``set_<name>`` without ``self`` (``["float"]``), or None when there is no setter."""
+    if not has_method(module, f"set_{name}"):
+        return None
+    try:
+        schema = module._c._get_method(f"set_{name}").schema
+    except (RuntimeError, AttributeError):
+        return None
+    return [str(arg.type) for arg in schema.arguments[1:]]
 
 
 def _clean_label(label: str) -> str:
@@ -230,7 +281,28 @@ def _streaming_rows(module: torch.jit.ScriptModule) -> int | None:
     return min(rows) if rows else None
 
 
-def build_info(module: torch.jit.ScriptModule, path: Path, method: str) -> ModelInfo:
+def build_info(
+    module: torch.jit.ScriptModule,
+    path: Path,
+    method: str,
+    *,
+    sr: int | None = None,
+    require_sr: bool = True,
+) -> ModelInfo:
+    """Read the contract of a loaded module.
+
+    Args:
+        module: the loaded model.
+        path: its file (messages name it).
+        method: the method a voice uses.
+        sr: the sample rate to use instead of the model's own (``[models.<name>] samplerate``).
+        require_sr: refuse a model that declares no sample rate when ``sr`` is None; without it (for
+            inspection) such an info has ``sr`` 0.
+
+    Raises:
+        ModelError: no such method, malformed params; ``MissingSampleRate`` when no rate is known and
+            ``require_sr``.
+    """
     methods = _read_methods(module)
     params: dict[str, MethodParams] = {}
     for name in methods:
@@ -243,7 +315,9 @@ def build_info(module: torch.jit.ScriptModule, path: Path, method: str) -> Model
     found = _read_params(module, method)
     if not isinstance(found, MethodParams):
         raise ModelError(f"{path}: method {method!r}: {found}")
-    sr = _read_sr(module, path)
+    declared_sr = _read_sr(module)
+    if sr is None and declared_sr is None and require_sr:
+        raise _no_sample_rate(path)
     in_ch = found.in_channels
 
     latent_size = in_ch
@@ -258,6 +332,7 @@ def build_info(module: torch.jit.ScriptModule, path: Path, method: str) -> Model
         labels = [f"latent_{i}" for i in range(latent_size)]
         labels += [f"conditioning_{i}" for i in range(in_ch - latent_size)]
     conditioning = tuple(_clean_label(lbl) for lbl in labels[latent_size:])
+    ranges = tuple(_label_range(lbl) for lbl in labels[latent_size:])
 
     full = _as_int(_attr(module, "full_latent_size"))
     if full is None:
@@ -268,6 +343,7 @@ def build_info(module: torch.jit.ScriptModule, path: Path, method: str) -> Model
         full = None
 
     rows = _streaming_rows(module)
+    attributes = _read_attributes(module)
     return ModelInfo(
         path=path,
         methods=tuple(methods),
@@ -276,24 +352,29 @@ def build_info(module: torch.jit.ScriptModule, path: Path, method: str) -> Model
         latent_size=latent_size,
         full_latent_size=full,
         ratio=found.in_ratio,
-        sr=sr,
+        sr=sr if sr is not None else (declared_sr or 0),
         n_channels=found.out_channels,
         conditioning=conditioning,
         input_labels=tuple(labels),
         streaming=rows is not None,
-        attributes=_read_attributes(module),
+        attributes=attributes,
         cache_rows=rows,
+        declared_sr=declared_sr,
+        conditioning_ranges=ranges,
+        read_only=frozenset(name for name in attributes if setter_arguments(module, name) == []),
     )
 
 
-def read_info(path: Path, method: str = "decode") -> ModelInfo:
-    """Load a model file and read its contract.
+def read_info(
+    path: Path, method: str = "decode", *, sr: int | None = None, require_sr: bool = True
+) -> ModelInfo:
+    """Load a model file and read its contract (``sr`` and ``require_sr`` as in :func:`build_info`).
 
     Raises:
         ModelError: missing file, not TorchScript, no such method, malformed params, no sample rate.
     """
     path = Path(path)
-    return build_info(load_module(path), path, method)
+    return build_info(load_module(path), path, method, sr=sr, require_sr=require_sr)
 
 
 def buffer_snapshot(module: torch.jit.ScriptModule) -> dict[str, torch.Tensor]:

@@ -17,6 +17,7 @@ import numpy as np
 from latentd.config import Config, ConfigError, Problem
 from latentd.config.schema import VoiceConfig
 from latentd.engine.voice import Routing, Voice, voice_seed
+from latentd.installation.conditioning import constant_problem, source_problem
 from latentd.installation.layout import Layout, make_layout
 from latentd.installation.models import ModelInfo
 from latentd.sources import build_source
@@ -103,6 +104,7 @@ class VoiceBuilder:
                 return None
         constants = {k: float(v) for k, v in vc.conditioning.items() if isinstance(v, int | float)}
         driven = self._conditioning_sources(name, vc, info, problems)
+        self._check_ranges(name, vc, info, problems)
         clamp = (float(vc.clamp[0]), float(vc.clamp[1])) if vc.clamp is not None else None
         return Voice(
             name,
@@ -114,6 +116,7 @@ class VoiceBuilder:
             conditioning=constants,
             conditioning_names=info.conditioning,
             conditioning_sources=driven,
+            conditioning_ranges=info.conditioning_ranges,
             gain=vc.gain,
             mute=vc.mute,
             bias=self._per_dim(vc.bias, 0.0, info.latent_size, f"{key}.bias", problems),
@@ -156,6 +159,21 @@ class VoiceBuilder:
                 )
             )
         return driven
+
+    def _check_ranges(self, name: str, vc: VoiceConfig, info: ModelInfo, problems: list[Problem]) -> None:
+        """Conditioning constants and bounded sources must stay inside the ranges the model's labels give."""
+        ranges = dict(zip(info.conditioning, info.conditioning_ranges, strict=False))
+        for cond_name, spec in vc.conditioning.items():
+            if cond_name not in ranges:
+                continue  # an unknown input, reported by _conditioning_sources
+            if isinstance(spec, int | float):
+                message = constant_problem(cond_name, float(spec), ranges[cond_name])
+            else:
+                message = source_problem(cond_name, spec, ranges[cond_name])
+            if message is not None:
+                value = spec if isinstance(spec, int | float) else spec.kind
+                key = f"voices.{name}.conditioning.{cond_name}"
+                problems.append(Problem(self.piece_file, key, value, message))
 
     def _per_dim(
         self, value: float | list[float] | None, default: float, size: int, key: str, problems: list[Problem]

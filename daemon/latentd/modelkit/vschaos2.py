@@ -7,7 +7,8 @@ export (``../shared/models/README.md``):
 
 - ``get_methods()`` = encode, decode, forward; ``encode_params = [1, 1, 8, 512]``,
   ``decode_params = [10, 512, 1, 1]`` (8 latent dims, then pitch and octave); 1 output channel;
-  ``latent_dim`` = 8.
+  ``forward_params = [3, 1, 1, 1]`` (audio, pitch, octave); a ``latent_dim`` attribute (8), as vschaos2's
+  export sets.
 - ``decode_input_labels``: ``(signal) latent dim 1`` … ``(signal) latent dim 8``,
   ``(signal) pitch label (0-12)``, ``(signal) octave label (0-9)``. The bounds are exclusive: pitch 0..11
   (A = 0), octave 0..8, read per frame and truncated (11.7 -> 11); pitch 12 or -1, octave 9 raise inside
@@ -18,12 +19,18 @@ export (``../shared/models/README.md``):
   0.0; negative refused with -1), ``dimred`` (``none``, ``PCA``, ``ICA``, ``spherical``; others refused
   with -1), ``min_buffer_size`` (read-only: ``set_min_buffer_size()`` takes no argument, returns -1).
 - ``decode`` is stateful: an overlap-add (window 2048, hop 512) keeps the last 1536 samples between
-  calls, and a change of batch size resets that state to zeros. ``keep_input`` reuses the phase of the
-  last ``encode`` when its shape fits, else draws ``torch.rand_like`` phase: seed torch for repeatable
-  audio.
+  calls, and a change of batch size resets that state to zeros. With no prior ``encode`` (or after
+  ``set_inversion_mode``), ``keep_input`` draws ``torch.rand_like`` phase: seed torch for repeatable audio.
+  After an ``encode`` it continues the phase of the last analysed frame instead.
 - ``forward`` (audio, pitch, octave in) always fails (``Tensors must have same number of dimensions``),
   and it leaves the kept input phase half-written: every later ``decode`` raises until a successful
   ``encode`` or ``set_inversion_mode(...)``.
+- Every failure is a ``RuntimeError`` raised by a torch operation (a scripted ``raise`` would surface as
+  ``torch.jit.Error``, which is not a ``RuntimeError``).
+
+``min_buffer_size`` defaults to 4096 (nn~'s default buffer); the value in real exports is not recorded.
+Needs the ``nn-tilde`` package, a development dependency: import this module directly, not through
+:mod:`latentd.modelkit`.
 
 The sound: the latents (after the ``dimred`` un-projection) and the one-hot labels go through a tiny
 seeded network that shapes a spectral envelope, a loudness and a noise floor; pitch and octave place a
@@ -105,7 +112,8 @@ class SpectralStandin(nn_tilde.Module):
         super().__init__(sr=None)
         gen = torch.Generator().manual_seed(seed)
         self.latent_dim = latent_size
-        self.analysis_ok = True
+        # Inversions that run in real time; another ``inversion_mode`` is accepted but cannot decode.
+        self.inversions = {"keep_input": 0}
         # TorchScript reads no module-level numbers: the scripted methods see these copies.
         self.n_fft = N_FFT
         self.hop = HOP
@@ -160,7 +168,6 @@ class SpectralStandin(nn_tilde.Module):
         self.ola_tail = torch.zeros(1, self.tail)
         self.analysis_tail = torch.zeros(1, self.tail)
         self.input_phase = torch.zeros(0)
-        self.analysis_ok = True
 
     # --- attributes --------------------------------------------------------------------------------
 
@@ -174,7 +181,6 @@ class SpectralStandin(nn_tilde.Module):
         """Accept any name (returns 0) and forget the kept input phase."""
         self.inversion_mode = (inversion_mode,)
         self.input_phase = torch.zeros(0)
-        self.analysis_ok = True
         return 0
 
     @torch.jit.export
@@ -244,7 +250,11 @@ class SpectralStandin(nn_tilde.Module):
     # --- analysis and synthesis --------------------------------------------------------------------
 
     def _analyse(self, x: Tensor) -> Tensor:
-        """Audio [batch, channels, samples] -> latents [batch, frames, latent_dim]; keeps the input phase."""
+        """Audio [batch, channels, samples] -> latents [batch, frames, latent_dim].
+
+        Keeps the last frame's raw (complex) spectrum in ``input_phase``; :meth:`encode` then turns it into
+        a phase. Until it does, ``decode`` fails on it.
+        """
         b = x.shape[0]
         if self.analysis_tail.shape[0] != b:
             self.analysis_tail = torch.zeros(b, self.tail, dtype=x.dtype, device=x.device)
@@ -253,7 +263,7 @@ class SpectralStandin(nn_tilde.Module):
         self.analysis_tail = signal[:, signal.shape[1] - self.tail :].clone()
         frames = signal.unfold(1, self.n_fft, self.hop) * self.window
         spectrum = torch.fft.rfft(frames, dim=-1)
-        self.input_phase = torch.angle(spectrum)
+        self.input_phase = spectrum[:, -1]
         log_mag = torch.log(torch.abs(spectrum) + 1e-5)
         bands = (log_mag - log_mag.mean(-1, keepdim=True)) @ self.basis.t() / float(self.n_bins)
         z = torch.tanh(bands @ self.w_analysis) * 2.0
@@ -286,9 +296,22 @@ class SpectralStandin(nn_tilde.Module):
         return magnitude * (self.level * loudness / norm)
 
     def _phase(self, magnitude: Tensor) -> Tensor:
-        if self.input_phase.shape == magnitude.shape:
-            return self.input_phase
-        return 2.0 * math.pi * torch.rand_like(magnitude)
+        """Phases for magnitude spectra [batch, frames, bins] in ``keep_input`` mode.
+
+        Without a kept input phase, uniform random phases (``torch.rand_like``). With one, each row
+        continues the kept phase of row ``row % kept rows``, advanced by one hop per frame so steady
+        partials stay coherent, and the last frame's phase is kept for the next call.
+        """
+        if self.input_phase.numel() == 0:
+            return 2.0 * math.pi * torch.rand_like(magnitude)
+        b, n_frames, n_bins = magnitude.shape
+        rows = torch.arange(b, device=magnitude.device) % self.input_phase.shape[0]
+        kept = self.input_phase[rows].unsqueeze(1)
+        steps = torch.arange(1, n_frames + 1, dtype=magnitude.dtype, device=magnitude.device).view(1, -1, 1)
+        bins = torch.arange(n_bins, dtype=magnitude.dtype, device=magnitude.device).view(1, 1, -1)
+        phase = kept + steps * bins * (2.0 * math.pi * self.hop / self.n_fft)
+        self.input_phase = torch.remainder(phase[:, -1], 2.0 * math.pi)
+        return phase
 
     def _overlap_add(self, frames: Tensor) -> Tensor:
         """Frames [batch, frames, n_fft] -> audio [batch, frames * hop], continuing the kept tail."""
@@ -305,18 +328,18 @@ class SpectralStandin(nn_tilde.Module):
         self.ola_tail = summed[:, n_frames * self.hop :].clone()
         return summed[:, : n_frames * self.hop]
 
-    def _synthesise(self, z: Tensor) -> Tensor:
-        """Decoder input [batch, frames, latent_dim + 2] -> audio [batch, 1, frames * hop]."""
-        if self.inversion_mode[0] != "keep_input":
-            raise RuntimeError(f"inversion mode {self.inversion_mode[0]} cannot run in real time")
-        if not self.analysis_ok:
-            raise RuntimeError("the kept input phase is incomplete: call encode or set_inversion_mode")
-        latents = self._unproject(z[..., : self.latent_dim])
+    def _synthesise(self, z: Tensor, pitch: Tensor, octave: Tensor) -> Tensor:
+        """Latents [batch, frames, latent_dim], labels [batch, frames] -> audio [batch, 1, frames * hop].
+
+        Every failure comes from a torch operation, so hosts see a ``RuntimeError``.
+        """
+        # Only the inversions listed in ``inversions`` exist: another mode fails with a KeyError here.
+        inversion = self.inversions[self.inversion_mode[0]]
         # Labels are read per frame and truncated; one_hot raises for values out of range.
-        pitch = z[..., self.latent_dim].to(torch.long)
-        octave = z[..., self.latent_dim + 1].to(torch.long)
-        magnitude = self._magnitude(latents, pitch, octave)
-        spectrum = torch.polar(magnitude, self._phase(magnitude))
+        magnitude = self._magnitude(self._unproject(z), pitch.to(torch.long), octave.to(torch.long))
+        # A raw (complex) spectrum left by a failed forward makes the phase arithmetic raise.
+        phase = self._phase(magnitude) if inversion == 0 else torch.zeros_like(magnitude)
+        spectrum = torch.polar(magnitude, phase)
         frames = torch.fft.irfft(spectrum, n=self.n_fft, dim=-1) * self.window
         return torch.tanh(self._overlap_add(frames)).unsqueeze(1)
 
@@ -326,18 +349,16 @@ class SpectralStandin(nn_tilde.Module):
     def encode(self, x: Tensor) -> Tensor:
         """Audio [batch, 1, frames * 512] -> latents [batch, latent_dim, frames]."""
         z = self._analyse(x)
-        self.analysis_ok = True
+        if self.input_phase.is_complex():
+            self.input_phase = torch.angle(self.input_phase)
         return z.transpose(1, 2)
 
     @torch.jit.export
     def decode(self, z: Tensor) -> Tensor:
         """Latents and labels [batch, latent_dim + 2, frames] -> audio [batch, 1, frames * 512]."""
-        expected = self.latent_dim + 2
-        if z.dim() != 3 or z.shape[1] != expected:
-            raise RuntimeError(
-                f"decode expects {expected} input channels ({self.latent_dim} latent dims, pitch, octave)"
-            )
-        return self._synthesise(z.transpose(1, 2))
+        # Latent dims alone (or any other channel count) fail here.
+        parts = z.split([self.latent_dim, 1, 1], 1)
+        return self._synthesise(parts[0].transpose(1, 2), parts[1][:, 0], parts[2][:, 0])
 
     def forward(self, x: Tensor) -> Tensor:
         """Audio, pitch and octave in; always fails, leaving the kept input phase half-written.
@@ -345,10 +366,11 @@ class SpectralStandin(nn_tilde.Module):
         The labels are read once per call ([batch, labels]) while the latents are per frame, so joining
         them fails, as in vschaos2's own conditioned exports.
         """
-        self.analysis_ok = False
         z = self._analyse(x[:, :1])
         labels = x[:, 1:].mean(-1)
-        return self._synthesise(torch.cat([z, labels], -1))
+        joined = torch.cat([z, labels], -1)
+        n = self.latent_dim
+        return self._synthesise(joined[..., :n], joined[..., n], joined[..., n + 1])
 
 
 def build_vschaos2_standin(

@@ -3,14 +3,23 @@ a system JACK server).
 
 jackd refuses to start under a name whose previous server process still exists, and a killed but
 unreaped jackd still exists (as a zombie): every path that ends the process therefore reaps it.
+
+A private jackd ends with the process that started it, however that process ends: jackd is started
+with the kernel's parent-death signal (``PR_SET_PDEATHSIG``) set to SIGTERM, so a SIGKILL of latentd
+still stops jackd cleanly (it removes its own shared memory and semaphores on SIGTERM), and the next
+run finds the name free. The signal follows the *thread* that started jackd: start it from a thread
+that lives as long as the server (the main thread).
 """
 
+import ctypes
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 from typing import IO
 
@@ -19,6 +28,7 @@ from latentd.outputs.jack_out import JackOutputError, open_client
 DRIVERS = ("dummy", "alsa")
 _PROBE_INTERVAL_S = 0.05
 _BANNER = ("jackdmp", "Copyright", "under certain conditions", "This is free software")
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class JackServerError(RuntimeError):
@@ -113,7 +123,10 @@ class JackServer:
         self._reap()
         if self._answers():
             # Otherwise the probe below would mistake the other server for ours.
-            raise JackServerError(f"a JACK server named {self.name!r} is already running; pick another name")
+            raise JackServerError(
+                f"a JACK server named {self.name!r} is already running ({describe_holders(self.name)}); "
+                "stop it or pick another name"
+            )
         # A file, not a pipe: a pipe nobody reads would block jackd once it fills (weeks of xrun lines).
         self._output = tempfile.TemporaryFile(prefix=f"jackd-{self.name}-")  # noqa: SIM115 - closed by _reap()
         self._proc = subprocess.Popen(
@@ -122,6 +135,7 @@ class JackServer:
             stdout=self._output,
             stderr=subprocess.STDOUT,
             env={**os.environ, "JACK_NO_AUDIO_RESERVATION": "1"},
+            preexec_fn=_end_with_parent(),
         )
         deadline = time.monotonic() + timeout_s
         while True:
@@ -202,3 +216,63 @@ class JackServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def _end_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel send the child SIGTERM when this thread ends (Linux).
+
+    libc is looked up here, in the parent: the function that runs between fork and exec only calls it.
+    None where ``prctl`` does not exist (not Linux).
+    """
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the line above took effect
+            os._exit(1)
+
+    return preexec
+
+
+def jackd_pids(name: str) -> list[int]:
+    """Process ids of running jackd processes serving ``name`` (read from /proc; [] where unreadable)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if not argv or os.path.basename(argv[0]) not in (b"jackd", b"jackdmp"):
+            continue
+        args = [a.decode(errors="replace") for a in argv[1:]]
+        if "-d" in args:  # server options only: after -d come the driver's (alsa's -n is its periods)
+            args = args[: args.index("-d")]
+        for i, arg in enumerate(args):
+            if arg in ("-n", "--name") and i + 1 < len(args) and args[i + 1] == name:
+                found.append(int(entry.name))
+            elif arg.startswith("--name=") and arg.split("=", 1)[1] == name:
+                found.append(int(entry.name))
+    return sorted(found)
+
+
+def describe_holders(name: str) -> str:
+    """Who serves JACK server ``name``, for an error message: pids and parents, or a hint."""
+    pids = jackd_pids(name)
+    if not pids:
+        return "its process is not visible here: another user's, or one started without -n"
+    parts = []
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            parts.append(f"jackd pid {pid}")
+            continue
+        parts.append(f"jackd pid {pid}, started by pid {ppid}")
+    return "; ".join(parts) + f" (to stop it: kill {' '.join(str(p) for p in pids)})"

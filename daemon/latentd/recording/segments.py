@@ -32,19 +32,32 @@ SUBTYPES = {"float32": ("FLOAT", 4), "pcm24": ("PCM_24", 3)}
 WRITE_ERRORS = (OSError, sf.SoundFileError, RuntimeError)  # what a full or failing disk raises
 
 
+def segment_frames(config: RecordingConfig, samplerate: int, blocksize: int, n_channels: int) -> int:
+    """Frames per segment: ``segment_s``, and below 4 GiB (ending on a block boundary) for WAV."""
+    frames = max(1, round(config.segment_s * samplerate))
+    if config.format == "wav":
+        frames = min(frames, wav_max_frames(n_channels, SUBTYPES[config.subtype][1], blocksize))
+    return frames
+
+
 @dataclass
 class Segment:
-    """One audio file of a session, open while it is the one being written."""
+    """One audio file of a session, open while it is the one being written.
+
+    ``start_block`` is the engine block holding its first frame; ``checkpoint`` names the file with the
+    engine's state before that block (None until the recorder has written it).
+    """
 
     path: Path
     start_block: int
     start_frame: int  # from the session's first sample
     file: sf.SoundFile | None
     frames: int = 0
+    checkpoint: str | None = None
 
     def info(self) -> SegmentInfo:
         """As recorded in ``session.json``."""
-        return SegmentInfo(self.path.name, self.start_block, self.start_frame, self.frames)
+        return SegmentInfo(self.path.name, self.start_block, self.start_frame, self.frames, self.checkpoint)
 
 
 class SegmentFiles:
@@ -75,10 +88,8 @@ class SegmentFiles:
         self.n_channels = n_channels
         self.segments: list[Segment] = []
         self._format, self._ext = FORMATS[config.format]
-        self._subtype, width = SUBTYPES[config.subtype]
-        self.segment_frames = max(1, round(config.segment_s * samplerate))
-        if config.format == "wav":
-            self.segment_frames = min(self.segment_frames, wav_max_frames(n_channels, width, blocksize))
+        self._subtype = SUBTYPES[config.subtype][0]
+        self.segment_frames = segment_frames(config, samplerate, blocksize, n_channels)
 
     @property
     def current(self) -> Segment | None:
@@ -91,16 +102,22 @@ class SegmentFiles:
         """Frames written to every segment so far."""
         return sum(s.frames for s in self.segments)
 
-    def open(self, block: int, start_frame: int) -> None:
-        """Open the next segment; it starts at engine block ``block`` and frame ``start_frame``."""
+    def open(self, block: int, start_frame: int) -> Segment:
+        """Open the next segment; it starts at engine block ``block`` and frame ``start_frame``.
+
+        Raises:
+            OSError, soundfile.SoundFileError, RuntimeError: the file cannot be made (no segment is added).
+        """
         path = self.folder / f"{self.base}_{len(self.segments):03d}{self._ext}"
         f = sf.SoundFile(
             path, "w", self.samplerate, self.n_channels, subtype=self._subtype, format=self._format
         )
         if self._format in ("WAV", "RF64"):
             set_header_auto(f)
-        self.segments.append(Segment(path, block, start_frame, f))
+        segment = Segment(path, block, start_frame, f)
+        self.segments.append(segment)
         fsync_dir(self.folder)
+        return segment
 
     def close(self) -> None:
         """Close the current segment, if one is open (errors are logged: the file is as good as it gets)."""
@@ -132,9 +149,10 @@ class SegmentFiles:
             seg.frames += take
             done += take
             if seg.frames >= self.segment_frames:
-                # Rotate exactly at the boundary, even inside a block: segments stay contiguous.
+                # Rotate exactly at the boundary, even inside a block: segments stay contiguous. A
+                # boundary at the block's end starts the next segment with the next block.
                 self.close()
-                self.open(index, seg.start_frame + seg.frames)
+                self.open(index if done < frames.shape[0] else index + 1, seg.start_frame + seg.frames)
                 rotated()
 
     def sync(self) -> None:

@@ -8,7 +8,8 @@ Session folder layout::
     <piece>_<venue>_<UTC start>[_<label>]/
         <piece>_<venue>_<UTC start>[_<label>]_000.w64   audio segments, contiguous
         session.json                                      what, when, with which config/models/seeds
-        commands.jsonl                                    every applied command since engine block 0
+        <stem>_000.checkpoint                             the engine's state where each segment begins
+        commands.jsonl                                    the commands applied since the session's start
         venue.toml, piece.toml                            copies of both config files
         <voice>_latents.wav, <voice>.npy                  latents decoded while recording
 """
@@ -24,12 +25,17 @@ from typing import IO, Any
 
 import numpy as np
 import soundfile as sf
+import structlog
 
 from latentd.atomic import open_atomic
 from latentd.audiofile import set_header_auto
 from latentd.engine.commands import Command
 
+log = structlog.get_logger("latentd.recorder")
+
 COMMANDS_FILE = "commands.jsonl"
+JOURNAL_BYTES = 16 * 2**20  # the command journal beside the recordings rotates at this size
+JOURNAL_KEEP = 4  # and keeps this many earlier files (commands.1.jsonl is the newest of them)
 VENUE_COPY = "venue.toml"
 PIECE_COPY = "piece.toml"
 HASH_CHUNK = 2**20
@@ -69,8 +75,12 @@ class CommandLog:
         self._file: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
     def write(self, block: int, command: Command) -> None:
-        """Append one applied command."""
-        self._file.write(json.dumps({"block": block, **command.to_json()}) + "\n")
+        """Append one applied command.
+
+        Raises:
+            OSError: the disk refused it.
+        """
+        self._file.write(command_line(block, command))
         self._file.flush()
 
     def sync(self) -> None:
@@ -78,10 +88,91 @@ class CommandLog:
         os.fsync(self._file.fileno())
 
     def close(self) -> None:
-        """Sync and close."""
+        """Sync and close (a write error is raised after the file is closed)."""
         if not self._file.closed:
-            self.sync()
-            self._file.close()
+            try:
+                self.sync()
+            finally:
+                try:
+                    self._file.close()
+                except OSError:
+                    pass  # a buffered line the disk refused: sync has raised already or the kernel has it
+
+
+def command_line(block: int, command: Command) -> str:
+    """One command-log line (with its newline)."""
+    return json.dumps({"block": block, **command.to_json()}) + "\n"
+
+
+class CommandJournal:
+    """Every applied command, streamed to ``<folder>/commands.jsonl`` and rotated by size.
+
+    Written by the recorder's writer thread whether or not a session is recording, so the engine keeps
+    only a short tail in memory. At ``max_bytes`` the file becomes ``commands.1.jsonl`` (the older ones
+    move up, the oldest beyond ``keep`` is deleted): the disk it takes is bounded too. A write error is
+    logged once and the journal tries again after ``retry_s``; lines in between are lost.
+    """
+
+    def __init__(
+        self, folder: Path, max_bytes: int = JOURNAL_BYTES, keep: int = JOURNAL_KEEP, retry_s: float = 10.0
+    ) -> None:
+        self.folder = folder
+        self.path = folder / COMMANDS_FILE
+        self.max_bytes = max_bytes
+        self.keep = keep
+        self.retry_s = retry_s
+        self.lost = 0  # lines not written because of write errors
+        self._file: IO[str] | None = None
+        self._size = 0
+        self._failed_at: float | None = None
+
+    def write(self, block: int, command: Command, now: float) -> None:
+        """Append one applied command (``now``: a monotonic clock, for the retry after an error)."""
+        if self._failed_at is not None and now - self._failed_at < self.retry_s:
+            self.lost += 1
+            return
+        line = command_line(block, command)
+        try:
+            if self._file is None:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open
+                self._size = self._file.tell()
+            if self._size + len(line) > self.max_bytes and self._size > 0:
+                self._rotate()
+            assert self._file is not None
+            self._file.write(line)
+            self._file.flush()
+            self._size += len(line)
+            if self._failed_at is not None:
+                log.info("commands.journal_resumed", file=str(self.path), lost=self.lost)
+                self._failed_at = None
+        except OSError as exc:
+            self.lost += 1
+            if self._failed_at is None:
+                log.error("commands.journal_failed", file=str(self.path), error=str(exc), retry_s=self.retry_s)
+            self._failed_at = now
+            self.close()
+
+    def _rotate(self) -> None:
+        self.close()
+        oldest = self.folder / f"commands.{self.keep}.jsonl"
+        oldest.unlink(missing_ok=True)
+        for n in range(self.keep - 1, 0, -1):
+            older = self.folder / f"commands.{n}.jsonl"
+            if older.exists():
+                older.replace(self.folder / f"commands.{n + 1}.jsonl")
+        self.path.replace(self.folder / "commands.1.jsonl")
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open
+        self._size = 0
+
+    def close(self) -> None:
+        """Close the file (the next write opens it again)."""
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                pass  # what the kernel took is on disk; the rest is counted as lost
+            self._file = None
 
 
 def read_command_log(path: Path) -> list[tuple[int, dict[str, Any]]]:

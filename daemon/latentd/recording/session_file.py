@@ -90,12 +90,17 @@ class SessionStatic:
 
 @dataclass(frozen=True)
 class SegmentInfo:
-    """One audio file of a session: where it starts (engine block, frame from the session's start)."""
+    """One audio file of a session: where it starts (engine block, frame from the session's start).
+
+    ``checkpoint`` names the file holding the engine's state before ``start_block`` (what replay of this
+    segment alone starts from), None when the segment has none.
+    """
 
     file: str
     start_block: int
     start_frame: int
     frames: int
+    checkpoint: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """As stored in ``session.json``."""
@@ -104,12 +109,20 @@ class SegmentInfo:
             "start_block": self.start_block,
             "start_frame": self.start_frame,
             "frames": self.frames,
+            "checkpoint": self.checkpoint,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SegmentInfo:
         """Read one segment back."""
-        return cls(str(data["file"]), int(data["start_block"]), int(data["start_frame"]), int(data["frames"]))
+        checkpoint = data.get("checkpoint")
+        return cls(
+            str(data["file"]),
+            int(data["start_block"]),
+            int(data["start_frame"]),
+            int(data["frames"]),
+            None if checkpoint is None else str(checkpoint),
+        )
 
 
 @dataclass(frozen=True)
@@ -135,7 +148,9 @@ class SessionInfo:
         end_utc: ISO time of the stop; None while recording (or after a kill).
         start_block: the engine block of the first recorded frame.
         stop_block: the first engine block not recorded; None while recording (or after a kill).
-        stop_reason: command, shutdown, restarted, disk_floor or error; None while recording.
+        stop_reason: command, shutdown, restarted, disk_floor, error, or interrupted (the process was
+            killed; set by ``latentd recover``); None while recording.
+        paused: why recording is paused (a write error, the disk floor), None while it writes.
         segments: the audio files, contiguous.
         dropped_blocks: blocks missing from the files because the writer fell behind.
         ring_dropped_blocks: blocks the recorder's ring refused since the recorder started.
@@ -162,6 +177,7 @@ class SessionInfo:
     disk_floor_hits: int = 0
     latents: dict[str, LatentFiles] = field(default_factory=dict)
     stats: dict[str, Any] | None = None
+    paused: str | None = None
 
     @property
     def frames(self) -> int:
@@ -181,6 +197,7 @@ class SessionInfo:
             "start_block": self.start_block,
             "stop_block": self.stop_block,
             "stop_reason": self.stop_reason,
+            "paused": self.paused,
             "segments": [s.to_json() for s in self.segments],
             "frames": self.frames,
             "dropped_blocks": self.dropped_blocks,
@@ -223,6 +240,7 @@ class SessionInfo:
                     for v, f in data.get("latents", {}).items()
                 },
                 stats=data.get("stats"),
+                paused=data.get("paused"),
             )
         except KeyError as exc:
             raise SessionFileError(f"no {exc.args[0]!r} in the session file") from exc

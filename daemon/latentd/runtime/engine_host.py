@@ -73,9 +73,17 @@ class EngineHost:
     """Start in order, stop in reverse: pools, models, engine, recorder, state, scheduler, worker, OSC."""
 
     def __init__(
-        self, config: Config, ring: BlockRing, *, record: bool, label: str, xruns: Callable[[], int]
+        self,
+        config: Config,
+        ring: BlockRing,
+        *,
+        record: bool,
+        label: str,
+        xruns: Callable[[], int],
+        status_every_s: float = STATUS_EVERY_S,
     ) -> None:
         self.config = config
+        self.status_every_s = status_every_s
         self.ring = ring
         self.record = record
         self.label = label
@@ -87,6 +95,7 @@ class EngineHost:
         self.schedule: ScheduleHandle | None = None
         self.state: StateWriter | None = None
         self.pools: PiecePools | None = None
+        self._engine_status: Callable[[], dict[str, Any]] | None = None
         self._last_status = time.monotonic()
 
     def start(self) -> None:
@@ -111,14 +120,19 @@ class EngineHost:
         self.worker.fill()  # pre-fill before the JACK client is activated: the first callbacks find audio
         freeze_heap()
         self.worker.start()
+        self._engine_status = make_status_provider(
+            engine, xruns=self.xruns, recording=lambda: recorder.recording
+        )
         if config.venue.osc.enabled:
-            self.osc = OscServer(
-                engine,
-                config.venue.osc,
-                make_status_provider(engine, xruns=self.xruns, recording=lambda: recorder.recording),
-                log,
-            )
+            self.osc = OscServer(engine, config.venue.osc, self.status, log)
             self.osc.start()
+
+    def status(self) -> dict[str, Any]:
+        """The ``/status`` reply: the engine's status, plus ``pools`` (each pool's state; see
+        ``PiecePools.status``). Called from the OSC thread; reads only published state."""
+        reply = self._engine_status() if self._engine_status is not None else {}
+        reply["pools"] = self.pools.status() if self.pools is not None else {}
+        return reply
 
     @property
     def error(self) -> BaseException | None:
@@ -132,8 +146,10 @@ class EngineHost:
         if self.pools is not None:
             self.pools.check()
         now = time.monotonic()
-        if self.engine is not None and now - self._last_status >= STATUS_EVERY_S:
+        if self.engine is not None and now - self._last_status >= self.status_every_s:
             self._last_status = now
+            if self.pools is not None:
+                self.pools.report(now)  # a failing pool says so every status interval, not once
             st: dict[str, Any] = self.engine.snapshot.status()  # the worker thread owns the engine
             log.info(
                 "engine.status",

@@ -114,8 +114,9 @@ def child_main(config_path: str, ring_name: str, n_blocks: int, blocksize: int, 
     from latentd.runtime.engine_host import EngineHost  # torch is loaded here, in the engine process only
     from latentd.runtime.logs import setup_logging
 
-    # The JACK process coordinates the stop; a Ctrl-C on the terminal reaches both processes.
+    # The JACK process coordinates the stop; a Ctrl-C or a closed terminal reaches both processes.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     stop = threading.Event()
 
     def on_term(signum: int, frame: FrameType | None) -> None:
@@ -152,6 +153,10 @@ def child_main(config_path: str, ring_name: str, n_blocks: int, blocksize: int, 
         ring.header[EXIT_CODE] = code
         ring.header[STATE] = FAILED if code else DONE
         ring.close()
+        # os._exit skips multiprocessing's exit hooks: the semaphores of the pools' stop events are
+        # released by their finalizers when the host goes, else the resource tracker reports them leaked
+        # (and they stay in /dev/shm if the tracker is killed too).
+        host = None
         thaw_heap()
         sys.stdout.flush()
         os._exit(code)  # no interpreter teardown of torch's threads in a child

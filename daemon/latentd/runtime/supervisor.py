@@ -7,8 +7,13 @@ reconnection, readiness and watchdog, status lines, duration, signal flags) → 
 in reverse order of startup, every step bounded. This process holds the real-time callback and nothing
 that competes with it for the GIL: it never loads torch.
 
-Signals: the first SIGTERM/SIGINT sets a flag the main loop reads. A second one forces: it interrupts a
-start-up step that is still loading, and shortens every wait of the shutdown to :data:`FORCE_GRACE_S`.
+Signals: the first SIGTERM/SIGINT/SIGHUP sets a flag the main loop reads (SIGHUP: the terminal closed;
+latentd has no configuration to re-read while playing). A second one forces: it interrupts a start-up
+step that is still loading, and shortens every wait of the shutdown to :data:`FORCE_GRACE_S`.
+
+What a SIGKILL leaves behind is bounded: the private jackd ends with this process (parent-death signal,
+see :mod:`latentd.outputs.jackd`), the engine process notices its parent is gone within a tick, and the
+ring's shared-memory segment, named after this process, is removed by the next run's start-up.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import structlog
 
 from latentd.config import Config
 from latentd.engine.ring import BlockRing
-from latentd.engine.shared_ring import XRUNS, SharedBlockRing
+from latentd.engine.shared_ring import XRUNS, SharedBlockRing, remove_stale_segments
 from latentd.outputs.jack_out import JackOutput
 from latentd.outputs.jackd import JackServer
 from latentd.runtime.diagnostics import StackDumpSignal, enable_fatal_dumps
@@ -42,7 +47,7 @@ STATUS_EVERY_S = 5.0
 TICK_S = 0.1
 STOP_GRACE_S = 15.0  # the engine finishes its recordings and the state file within this
 FORCE_GRACE_S = 2.0  # after a second signal: each remaining shutdown step waits at most this
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 @dataclass
@@ -81,15 +86,24 @@ class Supervisor:
         duration_s: stop cleanly after this time (None: until a signal).
         record: record the master bus from the start.
         label: added to the recording's file names.
+        fresh: play the piece from its start: the state file is removed before the engine starts (and
+            written anew while playing), instead of resuming where it says.
     """
 
     def __init__(
-        self, config: Config, *, duration_s: float | None = None, record: bool = False, label: str = ""
+        self,
+        config: Config,
+        *,
+        duration_s: float | None = None,
+        record: bool = False,
+        label: str = "",
+        fresh: bool = False,
     ) -> None:
         self.config = config
         self.duration_s = duration_s
         self.record = record
         self.label = label
+        self.fresh = fresh
         self.flags = StopFlags()
         self.notifier: Notifier | None = None
         self.stack_dump: StackDumpSignal | None = None
@@ -133,7 +147,12 @@ class Supervisor:
         self._undo.callback(stack_dump.uninstall)
         enable_fatal_dumps()  # the watchdog's SIGABRT prints every thread's stack to the journal
         configure_process(audio.torch_threads, realtime=True, load_torch=not audio.engine_process)
+        if self.fresh:
+            _forget_state(config)
         if audio.engine_process:
+            stale = remove_stale_segments()
+            if stale:
+                log.info("ring.stale_removed", segments=stale)
             shared = self.ring = SharedBlockRing(
                 jack_cfg.ring_blocks, audio.blocksize, n_channels, consumer=True
             )
@@ -287,12 +306,31 @@ def _release(ring: SharedBlockRing) -> None:
     ring.unlink()
 
 
-def run(config: Config, *, duration_s: float | None = None, record: bool = False, label: str = "") -> int:
+def _forget_state(config: Config) -> None:
+    """``run --fresh``: remove the state file so the engine starts at the piece's beginning."""
+    path = config.state_file
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    log.info("state.fresh", path=str(path), action="starting from the beginning of the piece")
+
+
+def run(
+    config: Config,
+    *,
+    duration_s: float | None = None,
+    record: bool = False,
+    label: str = "",
+    fresh: bool = False,
+) -> int:
     """Play the piece on JACK until stopped (signal or ``duration_s``). Returns the exit status."""
-    return Supervisor(config, duration_s=duration_s, record=record, label=label).run()
+    return Supervisor(config, duration_s=duration_s, record=record, label=label, fresh=fresh).run()
 
 
-def run_from_file(path: Path, duration_s: float | None, record: bool = False, label: str = "") -> int:
+def run_from_file(
+    path: Path, duration_s: float | None, record: bool = False, label: str = "", fresh: bool = False
+) -> int:
     """``latentd run``: load the config and play."""
     from latentd.config import load_config
     from latentd.runtime.logs import setup_logging
@@ -300,6 +338,6 @@ def run_from_file(path: Path, duration_s: float | None, record: bool = False, la
     config = load_config(path)
     setup_logging(config.venue.logging.level, config.venue.logging.format)
     try:
-        return run(config, duration_s=duration_s, record=record, label=label)
+        return run(config, duration_s=duration_s, record=record, label=label, fresh=fresh)
     finally:
         thaw_heap()

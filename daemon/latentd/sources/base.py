@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -55,6 +56,12 @@ class Source(ABC):
         latent_rate_hz: latent frames per second of the model this source feeds.
     """
 
+    # Attributes a checkpoint leaves out: bound callables, threads, and data that never changes after
+    # construction (a subclass adds its own).
+    checkpoint_skip: ClassVar[frozenset[str]] = frozenset({"_params"})
+    # Why this kind of source cannot be restored exactly from a checkpoint (None: it can).
+    checkpoint_inexact: ClassVar[str | None] = None
+
     def __init__(self, spec: SpecBase, *, latent_size: int, latent_rate_hz: float, seed: int) -> None:
         self.latent_size = latent_size
         self.latent_rate_hz = latent_rate_hz
@@ -80,6 +87,18 @@ class Source(ABC):
         self.seed = seed
         self._smoother.reset()
         self._restart(seed)
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """Everything that changes as the source plays, by attribute (not copied: the caller copies it).
+
+        Together with the source's construction from the same spec and seed, this is enough for
+        :meth:`restore_checkpoint` to make the source produce the same frames from here on.
+        """
+        return {k: v for k, v in vars(self).items() if k not in self.checkpoint_skip}
+
+    def restore_checkpoint(self, state: dict[str, Any]) -> None:
+        """Take back what :meth:`checkpoint_state` returned (a copy of it: it is adopted, not copied)."""
+        vars(self).update(state)
 
     def trigger(self) -> None:  # noqa: B027 - a deliberate default: most sources ignore triggers
         """React to a trigger (restart, next step, next seed...); a no-op where meaningless."""

@@ -32,6 +32,8 @@ class FileSource(Source):
             lies beyond its end.
     """
 
+    checkpoint_skip = Source.checkpoint_skip | {"_frames"}  # read once when built, never changed
+
     def __init__(
         self, spec: FileSpec, *, latent_size: int, latent_rate_hz: float, seed: int, base_dir: Path | None
     ) -> None:

@@ -30,6 +30,9 @@ class PoolSource(Source):
         ValueError: the newest item in the folder does not fit ``latent_size``.
     """
 
+    checkpoint_skip = Source.checkpoint_skip | {"_wake", "_closed", "_loader", "_next", "folder"}
+    checkpoint_inexact = "a pool source plays items a background process writes as it goes"
+
     def __init__(
         self, spec: PoolSpec, *, latent_size: int, latent_rate_hz: float, seed: int, base_dir: Path | None
     ) -> None:

@@ -25,6 +25,9 @@ class PriorSource(Source):
             voice model's ``ratio`` to as many latents at the same ratio.
     """
 
+    checkpoint_skip = Source.checkpoint_skip | {"_model"}
+    checkpoint_inexact = "a prior source's model keeps its own state inside TorchScript"
+
     def __init__(
         self,
         spec: PriorSpec,

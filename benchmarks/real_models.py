@@ -1,0 +1,409 @@
+"""Benchmarks of the artists' real models: latentd against plain torch and against nn~'s call pattern.
+
+Models (each skipped with a note saying why and how to get it when absent):
+
+- ``rave-v2-c96``, ``rave-v2-c128``: genuine full-size RAVE v2 streaming exports, built by
+  ``../shared/tools/build-rave-v2.sh`` into ``~/.cache/latentd-bench`` (``LATENTD_BENCH_MODELS`` names
+  another folder; ``--build-rave`` builds the missing ones first, about 4 minutes of CPU each);
+- ``vschaos2``: the vschaos2 stand-in (:mod:`latentd.modelkit.vschaos2`), built into ``.cache/benchmarks``;
+- ``rave-v2small-c16``: the small real RAVE export in ``../shared/models``.
+
+Figures are ratios measured in one run (medians over interleaved repeats), 1 torch thread unless said.
+latentd is measured through its public door: a piece written as TOML, ``build_engine``, then
+``Engine.next_block`` (48 kHz, blocksize 256, octophonic ring); plain torch is ``torch.jit.load`` and
+``decode`` on tensors, nothing else.
+
+- overhead: latentd's wall time per second of audio ÷ plain torch decoding the very calls latentd made
+  (same call shapes, replayed on a second instance of the model), 1 and 4 voices at 8 frames per call,
+  and 1 voice at nn~'s buffer;
+- nn~: latentd playing one voice with nn~'s default buffer (4096 samples: 4096/ratio latent frames per
+  call) ÷ nn~'s call pattern at that buffer (plain torch, batch 1), as real-time factors: above 1, latentd
+  is faster;
+- voices: most voices of the model at ≥ 1.5× real time on 1 and 2 torch threads;
+- batch: plain torch decoding 4 rows in one call ÷ 4 one-row calls (at nn~'s buffer and at 8 frames), and
+  latentd's 4 voices ÷ 4 × its one voice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import itertools
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import (
+    RESULTS_DIR,
+    BenchModel,
+    audio_seconds,
+    machine,
+    make_engine,
+    markdown_table,
+    max_voices,
+    run_blocks,
+    table,
+    write_result,
+)
+from benchmarks.model_files import (
+    BENCH_DIR,
+    BUILD_SCRIPT,
+    CAPACITIES,
+    MODEL_NAMES,
+    build_command,
+    build_rave,
+    find_models,
+    rave_v2_path,
+)
+from benchmarks.plain_torch import PlainTorch, recorded_decodes
+from latentd.config.problems import ConfigError
+from latentd.engine.engine import Engine
+from latentd.installation.models import ModelError
+from latentd.runtime.process import configure_process
+
+NN_BUFFER = 4096  # nn~'s default buffer size, in samples
+FRAMES = 8  # latent frames per call of the overhead, voices and batch figures (the venue default)
+BATCH = 4
+REALTIME_GOAL = 1.5  # voices count as sustained at this real-time factor or more
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much is measured; ``quick`` keeps the whole run to a few minutes."""
+
+    seconds: float = 4.0  # audio per timed repeat (overhead, nn~)
+    repeats: int = 3
+    voice_seconds: float = 2.0  # audio per timed repeat of each voice count
+    threads: tuple[int, ...] = (1, 2)
+    max_voices: int = 32
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        """Small sizes: one repeat of a second, 1 thread, at most 4 voices."""
+        return cls(seconds=1.0, repeats=1, voice_seconds=1.0, threads=(1,), max_voices=4)
+
+
+@dataclass
+class ModelFigures:
+    """What was measured for one model (None: not measured, see the notes)."""
+
+    name: str
+    ratio: int
+    sr: int | None
+    nn_frames: int
+    overhead_1v: float | None = None
+    overhead_4v: float | None = None
+    overhead_nn: float | None = None
+    latentd_x_rt_1v: float | None = None
+    latentd_x_rt_4v: float | None = None
+    latentd_x_rt_nn: float | None = None
+    nn_x_rt: float | None = None
+    latentd_vs_nn: float | None = None
+    call_shapes: dict[str, list[list[int]]] = field(default_factory=dict)
+    voices: dict[str, int | None] = field(default_factory=dict)
+    voices_capped: dict[str, bool] = field(default_factory=dict)
+    voices_x_rt: dict[str, dict[str, float]] = field(default_factory=dict)
+    torch_batch_nn: float | None = None
+    torch_batch_8: float | None = None
+    latentd_batch: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------- latentd
+class _Workdir:
+    """Fresh sub-folders of one temporary folder, one per piece written."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._count = itertools.count()
+
+    def new(self) -> Path:
+        path = self.root / f"w{next(self._count)}"
+        path.mkdir(parents=True)
+        return path
+
+
+@contextlib.contextmanager
+def engine_of(work: _Workdir, model: BenchModel, voices: int, frames: int, threads: int) -> Iterator[Engine]:
+    """An engine playing ``voices`` voices of ``model``, built the way ``latentd render`` builds one."""
+    engine = make_engine(work.new(), [model], [voices], threads=threads, frames_per_call=frames)
+    try:
+        yield engine
+    finally:
+        close = getattr(engine, "close", None)  # an engine that decodes in workers stops them
+        if callable(close):
+            close()
+        del engine
+        gc.collect()
+
+
+@dataclass
+class EngineRun:
+    """latentd's real-time factor, its overhead over plain torch, and a baseline's real-time factor."""
+
+    x_realtime: float
+    overhead: float | None
+    baseline_x_realtime: float | None
+    speedup: float | None  # x_realtime ÷ baseline_x_realtime, per repeat, median
+    shapes: list[list[int]]
+
+
+def measure_engine(
+    work: _Workdir,
+    model: BenchModel,
+    plain: PlainTorch,
+    voices: int,
+    frames: int,
+    sizes: Sizes,
+    baseline: list[np.ndarray] | None = None,
+) -> EngineRun:
+    """Time latentd over repeats; after each, plain torch replays latentd's calls (and ``baseline``'s).
+
+    Raises:
+        ConfigError: the model does not load into a piece.
+    """
+    with engine_of(work, model, voices, frames, threads=1) as engine:
+        configure_process(1)
+        with recorded_decodes() as warm_calls:
+            run_blocks(engine, min(1.0, sizes.seconds))
+        plain.run(warm_calls[-4:])  # plain torch's first calls of these shapes are slow too
+        if baseline:
+            plain.run(baseline[:3])
+        out_s = audio_seconds(engine, sizes.seconds)
+        rtfs, overheads, base_rtfs, speedups = [], [], [], []
+        shapes: set[tuple[int, ...]] = set()
+        for _ in range(sizes.repeats):
+            with recorded_decodes() as calls:
+                wall = run_blocks(engine, sizes.seconds)
+            rtfs.append(out_s / wall)
+            if calls:
+                shapes |= {tuple(z.shape) for z in calls}
+                overheads.append((wall / out_s) / (plain.run(calls) / plain.seconds(calls)))
+            if baseline:
+                base_rtfs.append(plain.seconds(baseline) / plain.run(baseline))
+                speedups.append(rtfs[-1] / base_rtfs[-1])
+    return EngineRun(
+        x_realtime=statistics.median(rtfs),
+        overhead=statistics.median(overheads) if overheads else None,
+        baseline_x_realtime=statistics.median(base_rtfs) if base_rtfs else None,
+        speedup=statistics.median(speedups) if speedups else None,
+        shapes=[list(s) for s in sorted(shapes)],
+    )
+
+
+def engine_x_realtime(work: _Workdir, model: BenchModel, voices: int, threads: int, sizes: Sizes) -> float:
+    """latentd's real-time factor with ``voices`` voices of ``model`` on ``threads`` torch threads."""
+    with engine_of(work, model, voices, FRAMES, threads) as engine:
+        run_blocks(engine, min(1.0, sizes.voice_seconds))
+        out_s = audio_seconds(engine, sizes.voice_seconds)
+        walls = [run_blocks(engine, sizes.voice_seconds) for _ in range(max(1, min(2, sizes.repeats)))]
+    return out_s / statistics.median(walls)
+
+
+# ---------------------------------------------------------------------------------------------- one model
+def measure_model(work: _Workdir, model: BenchModel, sizes: Sizes) -> ModelFigures:
+    """Every figure of one model; what cannot be measured is left None with a note."""
+    configure_process(1)
+    plain = PlainTorch(model)
+    nn_frames = max(1, NN_BUFFER // plain.ratio)
+    fig = ModelFigures(model.name, plain.ratio, plain.sr, nn_frames)
+    fig.torch_batch_nn = plain.batch_ratio(nn_frames, BATCH, sizes.repeats)
+    fig.torch_batch_8 = plain.batch_ratio(FRAMES, BATCH, sizes.repeats)
+    try:
+        one = measure_engine(work, model, plain, 1, FRAMES, sizes)
+        many = measure_engine(work, model, plain, BATCH, FRAMES, sizes)
+        # nn~ decodes one buffer per call, batch 1: as many calls as the timed audio needs.
+        n_calls = max(1, math.ceil(sizes.seconds * plain.sr / (nn_frames * plain.ratio)))
+        nn_calls = [plain.inputs(1, nn_frames)] * n_calls
+        at_nn = measure_engine(work, model, plain, 1, nn_frames, sizes, baseline=nn_calls)
+    except ConfigError as exc:
+        first = str(exc).strip().splitlines()
+        fig.notes.append(
+            f"{model.name}: latentd rows skipped, the piece does not load: {' '.join(first[:3])}"
+        )
+        return fig
+    fig.overhead_1v, fig.overhead_4v, fig.overhead_nn = one.overhead, many.overhead, at_nn.overhead
+    fig.latentd_x_rt_1v, fig.latentd_x_rt_4v = one.x_realtime, many.x_realtime
+    fig.latentd_x_rt_nn, fig.nn_x_rt, fig.latentd_vs_nn = (
+        at_nn.x_realtime,
+        at_nn.baseline_x_realtime,
+        at_nn.speedup,
+    )
+    fig.latentd_batch = one.x_realtime / (BATCH * many.x_realtime)
+    fig.call_shapes = {"1 voice": one.shapes, f"{BATCH} voices": many.shapes, "nn~ buffer": at_nn.shapes}
+    if not (one.shapes and many.shapes and at_nn.shapes):
+        fig.notes.append(
+            f"{model.name}: latentd decoded outside this process's LoadedModel.decode; overhead not measured"
+        )
+    for threads in sizes.threads:
+        best, points = max_voices(
+            lambda k, t=threads: engine_x_realtime(work, model, k, t, sizes), sizes.max_voices, REALTIME_GOAL
+        )
+        fig.voices[str(threads)] = best
+        fig.voices_capped[str(threads)] = best == sizes.max_voices
+        fig.voices_x_rt[str(threads)] = {str(k): v for k, v in sorted(points.items())}
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------- report
+def _x(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def _voices(fig: ModelFigures, threads: int) -> str:
+    best = fig.voices.get(str(threads))
+    if best is None:
+        return "–"
+    return f"{best}{'+' if fig.voices_capped.get(str(threads)) else ''}"
+
+
+def tables(figures: Sequence[ModelFigures], threads: Sequence[int], markdown: bool) -> str:
+    """The two tables of the run: speed against plain torch and nn~; voices and batching."""
+    render = markdown_table if markdown else table
+    speed = render(
+        [
+            "model",
+            "ratio @ Hz",
+            f"overhead 1 voice ({FRAMES} fr)",
+            f"overhead {BATCH} voices ({FRAMES} fr)",
+            "overhead at nn~ buffer",
+            "nn~ buffer (frames)",
+            "nn~ ×RT",
+            "latentd ×RT",
+            "latentd ÷ nn~",
+        ],
+        [
+            [
+                f.name,
+                f"{f.ratio} @ {f.sr}",
+                _x(f.overhead_1v),
+                _x(f.overhead_4v),
+                _x(f.overhead_nn),
+                f"{NN_BUFFER} ({f.nn_frames})",
+                _x(f.nn_x_rt),
+                _x(f.latentd_x_rt_nn),
+                _x(f.latentd_vs_nn),
+            ]
+            for f in figures
+        ],
+    )
+    voices = render(
+        [
+            "model",
+            *(f"voices ≥{REALTIME_GOAL}×RT, {t} thread{'s' if t > 1 else ''}" for t in threads),
+            f"torch {BATCH} rows ÷ {BATCH}×1 (nn~ buffer)",
+            f"torch {BATCH} rows ÷ {BATCH}×1 ({FRAMES} fr)",
+            f"latentd {BATCH} voices ÷ {BATCH}×1",
+        ],
+        [
+            [
+                f.name,
+                *(_voices(f, t) for t in threads),
+                _x(f.torch_batch_nn),
+                _x(f.torch_batch_8),
+                _x(f.latentd_batch),
+            ]
+            for f in figures
+        ],
+    )
+    return f"{speed}\n\n{voices}"
+
+
+def run(
+    names: Sequence[str],
+    sizes: Sizes,
+    results_dir: Path = RESULTS_DIR,
+    out: Any = sys.stdout,
+    bench_dir: Path = BENCH_DIR,
+) -> list[ModelFigures]:
+    """Measure the named models that are here, write ``real_models.json`` and print the tables."""
+    notes: list[str] = []
+    figures: list[ModelFigures] = []
+    with tempfile.TemporaryDirectory(prefix="latentd-bench-models-") as tmp:
+        work = _Workdir(Path(tmp))
+        for model in find_models(names, notes, bench_dir):
+            started = time.perf_counter()
+            try:
+                fig = measure_model(work, model, sizes)
+            except ModelError as exc:
+                notes.append(f"{model.name} skipped: {exc}")
+                continue
+            notes.extend(fig.notes)
+            figures.append(fig)
+            out.write(f"{model.name}: measured in {time.perf_counter() - started:.0f} s\n")
+            out.flush()
+    path = write_result(
+        "real_models",
+        {"sizes": sizes.__dict__, "models": [f.__dict__ for f in figures], "notes": notes},
+        results_dir,
+    )
+    about = machine()
+    out.write(
+        f"\n## real models  ({path})\n{time.strftime('%Y-%m-%d')}, {about['cpu']}, {about['cores']} cores, "
+        f"torch {about['torch']}, load average {about['load_avg_1min']:.2f}\n\n"
+    )
+    if figures:
+        out.write(tables(figures, sizes.threads, markdown=False) + "\n\n")
+        out.write(tables(figures, sizes.threads, markdown=True) + "\n")
+    else:
+        out.write("no model measured: see the notes\n")
+    for note in notes:
+        out.write(f"note: {note}\n")
+    out.flush()
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes: a few minutes in all")
+    parser.add_argument(
+        "--models", nargs="+", choices=MODEL_NAMES, default=list(MODEL_NAMES), help="models to measure"
+    )
+    parser.add_argument(
+        "--build-rave",
+        action="store_true",
+        help=f"build missing full-size RAVE v2 exports first ({BUILD_SCRIPT.name}; minutes of CPU each)",
+    )
+    parser.add_argument("--seconds", type=float, default=None, help="audio per timed repeat")
+    parser.add_argument("--repeats", type=int, default=None, help="timed repeats (the median is reported)")
+    parser.add_argument(
+        "--threads", type=int, nargs="+", default=None, help="torch threads of the voices figure"
+    )
+    parser.add_argument("--max-voices", type=int, default=None, help="most voices the voices figure tries")
+    parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="folder for the JSON results")
+    args = parser.parse_args(argv)
+    sizes = Sizes.quick() if args.quick else Sizes()
+    overrides: dict[str, Any] = {
+        k: v
+        for k, v in (("seconds", args.seconds), ("repeats", args.repeats), ("max_voices", args.max_voices))
+        if v is not None
+    }
+    if args.threads:
+        overrides["threads"] = tuple(args.threads)
+    sizes = Sizes(**{**sizes.__dict__, **overrides})
+    missing = [c for c in CAPACITIES if f"rave-v2-c{c}" in args.models and not rave_v2_path(c).is_file()]
+    if args.build_rave and missing:
+        print(f"building {', '.join(f'rave-v2-c{c}' for c in missing)}: {build_command(missing)}", flush=True)
+        build_rave(missing)
+    print(
+        f"latentd real-model benchmarks ({'quick' if args.quick else 'full'}); "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+    run(args.models, sizes, args.results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
