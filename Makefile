@@ -10,7 +10,7 @@ DEMO_SECONDS ?= 30
 DEMO_CONFIG ?= configs/demo.toml
 SYSTEM_PYTHON ?= python3
 
-.PHONY: demo test lint format bench bench-xruns bench-osc demo-models system-deps clean
+.PHONY: demo test lint format bench bench-models bench-xruns bench-osc demo-models system-deps clean
 
 # The diffusion extra's a-unet goes in without its dependency data-science-types (old numpy stubs that
 # break type checking); at run time it needs only torch and einops.
@@ -31,10 +31,13 @@ system-deps:
 demo-models: $(VENV)/.installed
 	$(LATENTD) models build-demo --output installation/demo/models
 
+# The live run starts the piece from its beginning (--fresh), so it matches renders/demo.wav. It uses
+# the JACK server name latentd-demo and OSC port 9000: if either is taken, latentd names the process
+# holding it.
 demo: demo-models
 	$(LATENTD) check --config $(DEMO_CONFIG)
 	$(LATENTD) render --config $(DEMO_CONFIG) --seconds $(DEMO_SECONDS) --output renders/demo.wav
-	$(LATENTD) run --config $(DEMO_CONFIG) --duration $(DEMO_SECONDS) --record --label demo
+	$(LATENTD) run --config $(DEMO_CONFIG) --duration $(DEMO_SECONDS) --record --label demo --fresh
 	@echo "demo render: $(CURDIR)/renders/demo.wav"
 	@echo "live recording: $$(ls -td $(CURDIR)/recordings/*/ | head -n 1)"
 
@@ -53,8 +56,16 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff format daemon tests benchmarks
 	$(VENV)/bin/ruff check --fix daemon tests benchmarks
 
+# The real models: BUILD_RAVE=1 builds missing full-size RAVE v2 exports first (minutes of CPU each);
+# QUICK=1 measures small sizes.
+BENCH_MODELS_ARGS = $(if $(BUILD_RAVE),--build-rave) $(if $(QUICK),--quick)
+
 bench: demo-models
-	$(PY) -m benchmarks.engine
+	$(PY) -m benchmarks.engine $(if $(QUICK),--quick)
+	$(PY) -m benchmarks.real_models $(BENCH_MODELS_ARGS)
+
+bench-models: $(VENV)/.installed
+	$(PY) -m benchmarks.real_models $(BENCH_MODELS_ARGS)
 
 bench-xruns: demo-models
 	$(PY) -m benchmarks.xruns --minutes 10
@@ -62,5 +73,6 @@ bench-xruns: demo-models
 bench-osc: $(VENV)/.installed
 	$(PY) -m benchmarks.osc_latency --repeats 40
 
+# Recordings are kept: they may be the only copy of a take.
 clean:
-	rm -rf renders installation/demo/models/*.ts .pytest_cache
+	rm -rf renders state installation/demo/models/*.ts .pytest_cache

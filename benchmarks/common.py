@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import statistics
 import sys
 import time
@@ -87,10 +88,12 @@ def make_engine(
     frames_per_call: int = 8,
     samplerate: int = 48000,
     blocksize: int = 256,
+    audio: dict[str, Any] | None = None,
 ) -> Engine:
     """An engine playing ``counts[i]`` voices of ``models[i]`` on an octophonic ring, models warmed up.
 
-    The piece is written as real TOML into ``root`` and loaded the way ``latentd run`` loads it.
+    The piece is written as real TOML into ``root`` and loaded the way ``latentd run`` loads it; ``audio``
+    adds keys to the venue's ``[audio]`` table (e.g. ``decode_threads``).
     """
     names = [f"m{i}" for i in range(len(models))]
     voices: dict[str, dict[str, Any]] = {}
@@ -109,6 +112,7 @@ def make_engine(
             "layout": "octo",
             "frames_per_call": frames_per_call,
             "torch_threads": threads,
+            **(audio or {}),
         },
         output={"dc_block_hz": 5.0, "ceiling_db": -1.0},
     )
@@ -228,6 +232,13 @@ def ensure_demo_models() -> None:
     build_demo_models(ROOT / "installation" / "demo" / "models")
 
 
+def free_udp_port() -> int:
+    """A UDP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def write_live_config(
     root: Path,
     *,
@@ -244,6 +255,9 @@ def write_live_config(
         client_name: JACK client name of the daemon.
         playback_ports: Ports to connect to, one per speaker; empty means ``system:playback_*``.
         extra: More top-level tables to merge in (e.g. ``{"osc": {...}}``).
+
+    The OSC port is a free one, the state file and recordings are in ``root``, unless ``extra`` says
+    otherwise.
     """
     import tomllib
 
@@ -261,6 +275,12 @@ def write_live_config(
         "playback_ports": list(playback_ports),
     }
     venue["logging"] = {"level": "info", "format": "json"}
+    # Nothing fixed, nothing outside root: a free OSC port (the demo's 9000 may be taken), and the state
+    # file and recordings in root (the demo's are beside the checkout).
+    venue["osc"] = {**venue.get("osc", {}), "port": free_udp_port()}
+    state_file = str(root / "state" / "latentd-state.json")
+    venue["schedule"] = {**venue.get("schedule", {}), "state_file": state_file}
+    venue["recording"] = {**venue.get("recording", {}), "folder": str(root / "recordings")}
     for key, table in (extra or {}).items():
         venue[key] = {**venue.get(key, {}), **table}
     root.mkdir(parents=True, exist_ok=True)

@@ -19,15 +19,18 @@ latentd is measured through its public door: a piece written as TOML, ``build_en
 - nn~: latentd playing one voice with nn~'s default buffer (4096 samples: 4096/ratio latent frames per
   call) ÷ nn~'s call pattern at that buffer (plain torch, batch 1), as real-time factors: above 1, latentd
   is faster;
-- voices: most voices of the model at ≥ 1.5× real time on 1 and 2 torch threads;
+- voices: most voices of the model at ≥ 1.5× real time (fastest of 3 repeats) on 1 and 2 torch threads;
 - batch: plain torch decoding 4 rows in one call ÷ 4 one-row calls (at nn~'s buffer and at 8 frames), and
-  latentd's 4 voices ÷ 4 × its one voice.
+  latentd's 4 voices ÷ 4 × its one voice;
+- piece: the works' set-up, two RAVE v2 models and two vschaos2 models with one voice each, decoded one
+  model at a time and two at once (``audio.decode_threads``).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import gc
 import itertools
 import math
@@ -37,7 +40,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +52,8 @@ from benchmarks.common import (
     audio_seconds,
     machine,
     make_engine,
-    markdown_table,
     max_voices,
     run_blocks,
-    table,
     write_result,
 )
 from benchmarks.model_files import (
@@ -65,16 +66,13 @@ from benchmarks.model_files import (
     find_models,
     rave_v2_path,
 )
+from benchmarks.model_tables import BATCH, FRAMES, NN_BUFFER, REALTIME_GOAL, ModelFigures, tables
 from benchmarks.plain_torch import PlainTorch, recorded_decodes
 from latentd.config.problems import ConfigError
 from latentd.engine.engine import Engine
 from latentd.installation.models import ModelError
+from latentd.runtime.logs import setup_logging
 from latentd.runtime.process import configure_process
-
-NN_BUFFER = 4096  # nn~'s default buffer size, in samples
-FRAMES = 8  # latent frames per call of the overhead, voices and batch figures (the venue default)
-BATCH = 4
-REALTIME_GOAL = 1.5  # voices count as sustained at this real-time factor or more
 
 
 @dataclass(frozen=True)
@@ -86,37 +84,12 @@ class Sizes:
     voice_seconds: float = 2.0  # audio per timed repeat of each voice count
     threads: tuple[int, ...] = (1, 2)
     max_voices: int = 32
+    piece: bool = True  # the works' set-up of several models, decoded one and two at a time
 
     @classmethod
     def quick(cls) -> Sizes:
         """Small sizes: one repeat of a second, 1 thread, at most 4 voices."""
         return cls(seconds=1.0, repeats=1, voice_seconds=1.0, threads=(1,), max_voices=4)
-
-
-@dataclass
-class ModelFigures:
-    """What was measured for one model (None: not measured, see the notes)."""
-
-    name: str
-    ratio: int
-    sr: int | None
-    nn_frames: int
-    overhead_1v: float | None = None
-    overhead_4v: float | None = None
-    overhead_nn: float | None = None
-    latentd_x_rt_1v: float | None = None
-    latentd_x_rt_4v: float | None = None
-    latentd_x_rt_nn: float | None = None
-    nn_x_rt: float | None = None
-    latentd_vs_nn: float | None = None
-    call_shapes: dict[str, list[list[int]]] = field(default_factory=dict)
-    voices: dict[str, int | None] = field(default_factory=dict)
-    voices_capped: dict[str, bool] = field(default_factory=dict)
-    voices_x_rt: dict[str, dict[str, float]] = field(default_factory=dict)
-    torch_batch_nn: float | None = None
-    torch_batch_8: float | None = None
-    latentd_batch: float | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------- latentd
@@ -134,9 +107,16 @@ class _Workdir:
 
 
 @contextlib.contextmanager
-def engine_of(work: _Workdir, model: BenchModel, voices: int, frames: int, threads: int) -> Iterator[Engine]:
-    """An engine playing ``voices`` voices of ``model``, built the way ``latentd render`` builds one."""
-    engine = make_engine(work.new(), [model], [voices], threads=threads, frames_per_call=frames)
+def engine_of(
+    work: _Workdir,
+    models: Sequence[BenchModel],
+    counts: Sequence[int],
+    frames: int,
+    threads: int,
+    audio: dict[str, Any] | None = None,
+) -> Iterator[Engine]:
+    """An engine playing ``counts[i]`` voices of ``models[i]``, built as ``latentd render`` builds one."""
+    engine = make_engine(work.new(), models, counts, threads=threads, frames_per_call=frames, audio=audio)
     try:
         yield engine
     finally:
@@ -172,7 +152,7 @@ def measure_engine(
     Raises:
         ConfigError: the model does not load into a piece.
     """
-    with engine_of(work, model, voices, frames, threads=1) as engine:
+    with engine_of(work, [model], [voices], frames, threads=1) as engine:
         configure_process(1)
         with recorded_decodes() as warm_calls:
             run_blocks(engine, min(1.0, sizes.seconds))
@@ -201,13 +181,47 @@ def measure_engine(
     )
 
 
-def engine_x_realtime(work: _Workdir, model: BenchModel, voices: int, threads: int, sizes: Sizes) -> float:
-    """latentd's real-time factor with ``voices`` voices of ``model`` on ``threads`` torch threads."""
-    with engine_of(work, model, voices, FRAMES, threads) as engine:
+def x_realtime(
+    work: _Workdir,
+    models: Sequence[BenchModel],
+    counts: Sequence[int],
+    threads: int,
+    sizes: Sizes,
+    audio: dict[str, Any] | None = None,
+) -> float:
+    """latentd's real-time factor with ``counts[i]`` voices of ``models[i]`` on ``threads`` torch threads.
+
+    The fastest of up to 3 repeats: the machine's own capacity (slower repeats met other work, and the
+    voice-count search must not stop at a count that merely met a busy moment).
+    """
+    with engine_of(work, models, counts, FRAMES, threads, audio) as engine:
         run_blocks(engine, min(1.0, sizes.voice_seconds))
         out_s = audio_seconds(engine, sizes.voice_seconds)
-        walls = [run_blocks(engine, sizes.voice_seconds) for _ in range(max(1, min(2, sizes.repeats)))]
-    return out_s / statistics.median(walls)
+        walls = [run_blocks(engine, sizes.voice_seconds) for _ in range(max(1, min(3, sizes.repeats)))]
+    return out_s / min(walls)
+
+
+def _voices_x_realtime(work: _Workdir, model: BenchModel, threads: int, sizes: Sizes, voices: int) -> float:
+    return x_realtime(work, [model], [voices], threads, sizes)
+
+
+def measure_piece(work: _Workdir, models: Sequence[BenchModel], sizes: Sizes) -> dict[str, Any] | None:
+    """The works' set-up, two RAVE v2 models and two vschaos2 models with a voice each, decoded one model
+    at a time and two at once (``audio.decode_threads``), 1 torch thread; None without two such models.
+
+    The full-size exports stand for the RAVE models when present, else the small c16 export.
+    """
+    by_name = {m.name: m for m in models}
+    raves = [by_name[n] for n in ("rave-v2-c96", "rave-v2-c128") if n in by_name]
+    if not raves and "rave-v2small-c16" in by_name:
+        raves = [by_name["rave-v2small-c16"]]
+    members = raves + [by_name["vschaos2"]] * 2 if "vschaos2" in by_name else raves
+    if len(members) < 2:
+        return None
+    rtf = {
+        str(d): x_realtime(work, members, [1] * len(members), 1, sizes, {"decode_threads": d}) for d in (1, 2)
+    }
+    return {"models": [m.name for m in members], "x_realtime": rtf, "parallel_gain": rtf["2"] / rtf["1"]}
 
 
 # ---------------------------------------------------------------------------------------------- one model
@@ -247,76 +261,14 @@ def measure_model(work: _Workdir, model: BenchModel, sizes: Sizes) -> ModelFigur
         )
     for threads in sizes.threads:
         best, points = max_voices(
-            lambda k, t=threads: engine_x_realtime(work, model, k, t, sizes), sizes.max_voices, REALTIME_GOAL
+            functools.partial(_voices_x_realtime, work, model, threads, sizes),
+            sizes.max_voices,
+            REALTIME_GOAL,
         )
         fig.voices[str(threads)] = best
         fig.voices_capped[str(threads)] = best == sizes.max_voices
         fig.voices_x_rt[str(threads)] = {str(k): v for k, v in sorted(points.items())}
     return fig
-
-
-# ---------------------------------------------------------------------------------------------- report
-def _x(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f}"
-
-
-def _voices(fig: ModelFigures, threads: int) -> str:
-    best = fig.voices.get(str(threads))
-    if best is None:
-        return "–"
-    return f"{best}{'+' if fig.voices_capped.get(str(threads)) else ''}"
-
-
-def tables(figures: Sequence[ModelFigures], threads: Sequence[int], markdown: bool) -> str:
-    """The two tables of the run: speed against plain torch and nn~; voices and batching."""
-    render = markdown_table if markdown else table
-    speed = render(
-        [
-            "model",
-            "ratio @ Hz",
-            f"overhead 1 voice ({FRAMES} fr)",
-            f"overhead {BATCH} voices ({FRAMES} fr)",
-            "overhead at nn~ buffer",
-            "nn~ buffer (frames)",
-            "nn~ ×RT",
-            "latentd ×RT",
-            "latentd ÷ nn~",
-        ],
-        [
-            [
-                f.name,
-                f"{f.ratio} @ {f.sr}",
-                _x(f.overhead_1v),
-                _x(f.overhead_4v),
-                _x(f.overhead_nn),
-                f"{NN_BUFFER} ({f.nn_frames})",
-                _x(f.nn_x_rt),
-                _x(f.latentd_x_rt_nn),
-                _x(f.latentd_vs_nn),
-            ]
-            for f in figures
-        ],
-    )
-    voices = render(
-        [
-            "model",
-            *(f"voices ≥{REALTIME_GOAL}×RT, {t} thread{'s' if t > 1 else ''}" for t in threads),
-            f"torch {BATCH} rows ÷ {BATCH}×1 (nn~ buffer)",
-            f"torch {BATCH} rows ÷ {BATCH}×1 ({FRAMES} fr)",
-            f"latentd {BATCH} voices ÷ {BATCH}×1",
-        ],
-        [
-            [
-                f.name,
-                *(_voices(f, t) for t in threads),
-                _x(f.torch_batch_nn),
-                _x(f.torch_batch_8),
-                _x(f.latentd_batch),
-            ]
-            for f in figures
-        ],
-    )
-    return f"{speed}\n\n{voices}"
 
 
 def run(
@@ -329,6 +281,15 @@ def run(
     """Measure the named models that are here, write ``real_models.json`` and print the tables."""
     notes: list[str] = []
     figures: list[ModelFigures] = []
+    playable: list[BenchModel] = []  # the models latentd played (for the piece figure)
+    piece: dict[str, Any] | None = None
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load >= cores:
+        notes.append(
+            f"load average {load:.1f} on {cores} cores as the run began: other work shared the cores, so "
+            "real-time factors are lower than on a quiet machine, the 2-thread ones most (torch's threads "
+            "wait for each other); ratios of figures measured side by side hold better"
+        )
     with tempfile.TemporaryDirectory(prefix="latentd-bench-models-") as tmp:
         work = _Workdir(Path(tmp))
         for model in find_models(names, notes, bench_dir):
@@ -340,11 +301,15 @@ def run(
                 continue
             notes.extend(fig.notes)
             figures.append(fig)
+            if fig.latentd_x_rt_1v is not None:
+                playable.append(model)
             out.write(f"{model.name}: measured in {time.perf_counter() - started:.0f} s\n")
             out.flush()
+        if sizes.piece:
+            piece = measure_piece(work, playable, sizes)
     path = write_result(
         "real_models",
-        {"sizes": sizes.__dict__, "models": [f.__dict__ for f in figures], "notes": notes},
+        {"sizes": sizes.__dict__, "models": [f.__dict__ for f in figures], "piece": piece, "notes": notes},
         results_dir,
     )
     about = machine()
@@ -353,8 +318,8 @@ def run(
         f"torch {about['torch']}, load average {about['load_avg_1min']:.2f}\n\n"
     )
     if figures:
-        out.write(tables(figures, sizes.threads, markdown=False) + "\n\n")
-        out.write(tables(figures, sizes.threads, markdown=True) + "\n")
+        out.write(tables(figures, sizes.threads, piece, markdown=False) + "\n\n")
+        out.write(tables(figures, sizes.threads, piece, markdown=True) + "\n")
     else:
         out.write("no model measured: see the notes\n")
     for note in notes:
@@ -384,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-voices", type=int, default=None, help="most voices the voices figure tries")
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="folder for the JSON results")
     args = parser.parse_args(argv)
+    setup_logging("warning")  # the tables are the output; call-shape choices are in the JSON
     sizes = Sizes.quick() if args.quick else Sizes()
     overrides: dict[str, Any] = {
         k: v

@@ -177,7 +177,12 @@ install_piece() {
     run install -d -m 0750 -o latentd -g latentd "$PIECE_DIR" "$PIECE_DIR/models"
     run install -m 0640 -o latentd -g latentd "$SRC/installation/demo/piece.toml" "$PIECE_DIR/piece.toml"
     run runuser -u latentd -- "$VENV/bin/latentd" models build-demo --output "$PIECE_DIR/models"
-    run runuser -u latentd -- "$VENV/bin/latentd" check --config "$ETC/venue.toml"
+    # As the service's user: check also refuses a state file, recordings or renders folder that user
+    # cannot write (the service may write only in $STATE).
+    if ! run runuser -u latentd -- "$VENV/bin/latentd" check --config "$ETC/venue.toml"; then
+        echo "install.sh: $ETC/venue.toml fails the check above; writable paths belong in $STATE (see $HERE/venue.example.toml)" >&2
+        exit 1
+    fi
 }
 
 install_units() {

@@ -9,7 +9,7 @@ import pytest
 import structlog
 
 from benchmarks import engine as bench
-from benchmarks import osc_latency, xruns
+from benchmarks import model_files, osc_latency, real_models, xruns
 from benchmarks.oscload import messages
 from benchmarks.xruns_child import TimedJackOutput
 from latentd.engine.ring import BlockRing
@@ -56,6 +56,50 @@ def test_max_voices_search_finds_the_last_count_above_the_goal() -> None:
 def test_max_voices_stops_at_the_cap() -> None:
     best, _ = bench._max_voices(lambda n: 100.0, cap=5)
     assert best == 5
+
+
+REAL_TINY = real_models.Sizes(seconds=0.3, repeats=1, voice_seconds=0.3, threads=(1,), max_voices=1)
+
+
+def test_real_models_benchmark_prints_its_tables_for_the_c16_export(
+    shared_models_dir: Path, tmp_path: Path
+) -> None:
+    out = io.StringIO()
+    real_models.run(["rave-v2small-c16"], REAL_TINY, tmp_path, out)
+    text = out.getvalue()
+    assert "## real models" in text
+    assert "| rave-v2small-c16 | 512 @ 44100 |" in text, text
+    data = json.loads((tmp_path / "real_models.json").read_text())
+    [row] = data["models"]
+    figures = [row[k] for k in ("overhead_1v", "overhead_4v", "overhead_nn", "latentd_vs_nn", "nn_x_rt")]
+    figures += [row[k] for k in ("torch_batch_nn", "torch_batch_8", "latentd_batch")]
+    assert all(isinstance(v, float) and math.isfinite(v) and v > 0 for v in figures), figures
+    assert row["nn_frames"] == 8  # nn~'s 4096-sample buffer at ratio 512
+    # The engine's own decode calls were seen and replayed: one voice decodes 8 frames per call.
+    assert row["call_shapes"]["1 voice"] and all(s[2] == 8 for s in row["call_shapes"]["1 voice"])
+    assert row["voices"]["1"] in (0, 1)
+
+
+def test_piece_figure_decodes_the_models_one_and_two_at_a_time(
+    shared_models_dir: Path, tmp_path: Path
+) -> None:
+    notes: list[str] = []
+    models = model_files.find_models(["rave-v2small-c16", "vschaos2"], notes, tmp_path)
+    assert [m.name for m in models] == ["vschaos2", "rave-v2small-c16"], notes
+    piece = real_models.measure_piece(real_models._Workdir(tmp_path / "work"), models, REAL_TINY)
+    assert piece is not None
+    assert piece["models"] == ["rave-v2small-c16", "vschaos2", "vschaos2"]
+    assert set(piece["x_realtime"]) == {"1", "2"} and all(v > 0 for v in piece["x_realtime"].values())
+    assert math.isfinite(piece["parallel_gain"])
+
+
+def test_real_models_benchmark_says_how_to_build_missing_exports(tmp_path: Path) -> None:
+    notes: list[str] = []
+    assert model_files.find_models(["rave-v2-c96", "rave-v2-c128"], notes, tmp_path) == []
+    assert len(notes) == 2
+    for note, capacity in zip(notes, (96, 128), strict=True):
+        assert f"rave-v2-c{capacity}_streaming.ts not found" in note
+        assert f"build-rave-v2.sh {tmp_path} {capacity}" in note and "BUILD_RAVE=1" in note
 
 
 def test_osc_load_messages_are_osc_datagrams() -> None:

@@ -359,6 +359,31 @@ def test_toml_syntax_error_gives_file_and_line(files):
     assert problems[0].file == files.venue and "line 3" in problems[0].message
 
 
+def test_a_duplicate_key_or_table_names_the_key_and_both_lines(files):
+    (problem,) = problems_of(files.write(piece=PIECE.replace("gain = 0.5", "gain = 0.5\ngain = 0.7")))
+    assert problem.file == files.piece and problem.key == "voices.low.gain"
+    assert "duplicate key 'voices.low.gain' at line 11 (first given at line 10)" in problem.message
+    (problem,) = problems_of(
+        files.write(venue=VENUE + "[audio]\nblocksize = 512\n[audio]\nblocksize = 256\n")
+    )
+    assert problem.file == files.venue and problem.key == "audio"
+    assert "duplicate table 'audio' at line 5 (first given at line 3)" in problem.message
+
+
+@pytest.mark.parametrize("depth", [100, 400, 5000])
+def test_deeply_nested_arrays_are_a_clear_problem_not_a_crash(files, depth):
+    nested = "[" * depth + "1" + "]" * depth
+    (problem,) = problems_of(files.write(venue=VENUE + f"[audio]\nsamplerate = {nested}\n"))
+    assert problem.file == files.venue
+    assert "nested too deeply (from line 4)" in problem.message
+
+
+def test_a_model_path_that_is_a_folder_says_so_and_what_it_holds(files):
+    (problem,) = problems_of(files.write(piece=PIECE.replace("models/drone.ts", "models")))
+    assert problem.key == "models.drone.path"
+    assert "is a folder, not a model file" in problem.message and "drone.ts" in problem.message
+
+
 def test_unreadable_venue_file(files):
     problems = problems_of(files.root / "configs" / "missing.toml")
     assert problems[0].file == files.root / "configs" / "missing.toml"

@@ -274,10 +274,12 @@ def test_bad_input_leaves_the_audio_unchanged(make_engine):
 
 
 class SnapshotOnly:
-    """An engine as another thread may see it: its published snapshot and ``submit``, nothing else."""
+    """An engine as another thread may see it: its published snapshot, ``submit`` and the list where a
+    sender registers to hear of refusals inside the engine, nothing else."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self.refusal_listeners = engine.refusal_listeners
 
     @property
     def snapshot(self) -> EngineSnapshot:

@@ -160,6 +160,14 @@ def test_flood_neither_stops_the_daemon_nor_starves_the_audio(
             capture.record()
             assert capture.wait_frames(SR // 2, timeout_s=TIMEOUT_S)
             after = level(capture.recorded())
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            # Refused by the model inside the engine process, not at the door: the sender hears it.
+            sock.bind(("127.0.0.1", 0))
+            sock.settimeout(TIMEOUT_S)
+            sock.sendto(encode_message("/voice/v/attr/temperature", [-1.0]), target)
+            (error,) = parse_packet(sock.recvfrom(65536)[0])
+            assert error.address == "/error" and error.args[0] == "/voice/v/attr/temperature", error
+            assert query_status(sock, target)["refused_commands"] >= 1 + FLOOD_ROUNDS
         assert daemon.poll() is None, f"latentd exited after the flood:\n{log.read_text()[-3000:]}"
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(TIMEOUT_S * 3) == 0, log.read_text()[-3000:]
@@ -173,6 +181,11 @@ def test_flood_neither_stops_the_daemon_nor_starves_the_audio(
     assert stopping, log.read_text()[-3000:]
     underruns = [e["underruns"] for e in events(log, "status") + stopping]
     assert all(u == 0 for u in underruns), f"the engine fell behind during the flood: underruns {underruns}"
+    # The two processes share the log: every line is whole, none merged with another.
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    merged = [line for line in lines if not line.startswith("{") or not line.endswith("}")]
+    assert not merged, merged[:5]
+    assert {e["event"] for e in map(json.loads, lines)} >= {"stopping", "osc.stopped", "command.refused"}
     (stopped,) = events(log, "osc.stopped")
     assert stopped["internal_errors"] == 0
     # Most of the flood reached the handler, and each kind of datagram met its fate.

@@ -85,7 +85,7 @@ NOT_FROM_OSC = {c.ModelSwapped, c.RestoreProgramme, c.SetOpen}
 
 
 def _sample(arg: Arg) -> object:
-    return {"float": 0.0, "int": 0, "bool": True, "name": "x", "label": "x"}[arg.kind]
+    return {"float": 0.0, "int": 0, "bool": True, "name": "x", "label": "x", "value": "x"}[arg.kind]
 
 
 def test_every_command_of_the_table_has_a_route_or_a_reason_not_to():

@@ -86,7 +86,9 @@ def save_full_size(
         shapes = {key: tuple(t.shape) for key, t in build_model(rave_dims, architecture).state_dict().items()}
     base = 0.02 * torch.randn(1 << 16, generator=torch.Generator().manual_seed(seed))
     strides = (17, 13, 7, 1)  # the largest shape, (768, 768, 3), spans 23 k of the 65 k values
-    state = {key: base.as_strided(shape, strides[len(strides) - len(shape) :]) for key, shape in shapes.items()}
+    state = {
+        key: base.as_strided(shape, strides[len(strides) - len(shape) :]) for key, shape in shapes.items()
+    }
     checkpoint: dict[str, Any] = {"model_state_dict": state, "epoch": 1}
     if latent_length is not None:
         checkpoint |= {"latent_length": latent_length, "rave_dims": rave_dims}
@@ -97,7 +99,9 @@ def save_full_size(
 @pytest.fixture(scope="session")
 def original_2048(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An original-format checkpoint (no `latent_length`) of the original architecture, trained at 2048."""
-    return save_full_size(tmp_path_factory.mktemp("original") / "original_2048.pt", ORIGINAL_NET, rave_dims=16)
+    return save_full_size(
+        tmp_path_factory.mktemp("original") / "original_2048.pt", ORIGINAL_NET, rave_dims=16
+    )
 
 
 def save_nan_checkpoint(path: Path) -> Path:

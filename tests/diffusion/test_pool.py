@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -113,6 +115,34 @@ def test_unusable_checkpoint_is_reported(tmp_path: Path) -> None:
     assert pool.error is not None and "not a readable torch checkpoint" in pool.error
     pool.stop()
     assert pool.items() == []
+
+
+def test_a_killed_worker_is_reported_and_a_restart_generates_again(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    pool = ItemPool(settings(tiny_checkpoint, tmp_path / "pool", interval_s=600.0))
+    pool.start()
+    try:
+        deadline = time.monotonic() + GUARD_S
+        while pool.items_made < 1:
+            assert time.monotonic() < deadline, f"no item arrived; pool error: {pool.error}"
+            time.sleep(0.05)
+        assert pool.error is None
+        process = pool._process
+        assert process is not None and process.pid is not None
+        os.kill(process.pid, signal.SIGKILL)  # as the out-of-memory killer would
+        while pool.running:
+            assert time.monotonic() < deadline, "the killed worker still runs"
+            time.sleep(0.05)
+        assert pool.error is not None and "the generator process ended by signal 9" in pool.error
+        pool.restart()
+        assert pool.error is None and pool.items_made == 0
+        while pool.items_made < 1:
+            assert time.monotonic() < deadline, f"no item after the restart; pool error: {pool.error}"
+            time.sleep(0.05)
+        assert len(pool.items()) == 2
+    finally:
+        pool.stop()
 
 
 def test_bad_settings_are_refused(tmp_path: Path) -> None:

@@ -50,7 +50,7 @@ def test_scripted_model_exposes_the_nn_contract():
     assert model.get_sample_rate() == 16000
     assert model.decode_params.tolist() == [6, 128, 2, 1]
     assert model.encode_params.tolist() == [1, 1, 5, 128]
-    assert model.decode_input_labels[-1] == "(signal) octave label (-3-3)"
+    assert model.decode_input_labels[-1] == "(signal) octave label (-3-4)"
     assert model.set_temperature(-0.5) == -1 and model.get_temperature() == 1.0
     assert model.set_temperature(0.5) == 0 and model.get_temperature() == 0.5
 

@@ -214,7 +214,8 @@ def test_session_folder_is_made_even_when_the_recordings_folder_is_new(tmp_path,
     shutil.rmtree(tmp_path / "deep")
 
 
-def test_commands_applied_just_before_the_start_are_in_the_log_and_the_seeds(tmp_path, drone):
+def test_the_log_starts_with_the_commands_of_the_start_block_not_the_history(tmp_path, drone):
+    # The session begins with a checkpoint: earlier commands are in it (and in the journal), not in the log.
     engine, recorder = start(piece(tmp_path, drone))
     play(engine, 5)
     engine.submit(c.SetVoiceGain("n", 0.5))
@@ -225,10 +226,13 @@ def test_commands_applied_just_before_the_start_are_in_the_log_and_the_seeds(tmp
     assert recorder.wait_idle()
     folder, session = session_of(recorder)
     log = [json.loads(line) for line in (folder / "commands.jsonl").read_text().splitlines()]
-    assert [(entry["block"], entry["cmd"]) for entry in log] == [
+    assert [(entry["block"], entry["cmd"]) for entry in log] == [(10, "voice.seed"), (10, "record.start")]
+    journal = [json.loads(line) for line in (folder.parent / "commands.jsonl").read_text().splitlines()]
+    assert [(entry["block"], entry["cmd"]) for entry in journal] == [
         (5, "voice.gain"),
         (10, "voice.seed"),
         (10, "record.start"),
     ]
+    assert session["segments"][0]["checkpoint"] == session["segments"][0]["file"][:-4] + ".checkpoint"
     assert session["voice_seeds"]["w"] == 1234 and session["start_block"] == 10
     recorder.close()

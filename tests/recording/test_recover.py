@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
@@ -78,7 +79,7 @@ def venue(tmp_path, model_factory) -> Path:
     )
 
 
-def test_sigkilled_recording_opens_holds_the_audio_and_recovers(venue, tmp_path):
+def test_sigkilled_recording_opens_holds_the_audio_and_recovers(venue, tmp_path, capsys):
     proc = subprocess.Popen(
         [sys.executable, "-c", RECORDING_PROCESS, str(venue)],
         cwd=ROOT,
@@ -100,7 +101,7 @@ def test_sigkilled_recording_opens_holds_the_audio_and_recovers(venue, tmp_path)
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
-    folder = next((tmp_path / "recordings").iterdir())
+    folder = next(p for p in (tmp_path / "recordings").iterdir() if p.is_dir())
     session = json.loads((folder / "session.json").read_text())
     path = folder / session["segments"][0]["file"]
     # Opens as it is, in soundfile and in sox, holding all but at most 1 s of what the engine made.
@@ -114,11 +115,28 @@ def test_sigkilled_recording_opens_holds_the_audio_and_recovers(venue, tmp_path)
     reference = np.concatenate([engine.next_block() for _ in range(len(audio) // BLOCK + 1)], axis=1).T
     np.testing.assert_array_equal(audio, reference[: len(audio)])
     assert np.abs(audio).max() > 0.01
-    # recover closes it: same frames, clean header.
-    (result,) = [r for r in recover(folder) if r.path == path]
-    assert result.frames == len(audio) and result.channels == 4
+    # session.json follows the synced files: it already counts frames, and says nothing of a stop.
+    assert 0 < session["frames"] <= len(audio) and session["stop_reason"] is None
+    # recover closes it (same frames, clean header) and makes session.json say what is on disk.
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["recover", str(folder)])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "(1 latent file(s) not counted)" in out and "1 session file(s) fixed" in out
+    assert f"{len(audio) / SR:.2f} s of audio" in out.splitlines()[-1]
     np.testing.assert_array_equal(sf.read(path, dtype="float32", always_2d=True)[0], audio)
     assert sox_frames(path) == len(audio)
+    fixed = json.loads((folder / "session.json").read_text())
+    assert fixed["stop_reason"] == "interrupted" and fixed["frames"] == fixed["segments"][0]["frames"] == len(
+        audio
+    )
+    assert fixed["stop_block"] == fixed["start_block"] + -(-len(audio) // BLOCK)
+    # A second pass finds everything whole and changes nothing.
+    assert args.func(args) == 0
+    again = capsys.readouterr().out
+    assert "recovered 0 file(s)" in again and "session.json: intact" in again
+    assert all(r.intact for r in recover(folder))
 
 
 # Writes N frames, syncs, and dies without closing the file (what a kill leaves behind).
@@ -167,15 +185,14 @@ def test_recover_closes_interrupted_files_of_every_format(tmp_path, fmt, subtype
 
 
 def test_recover_command_reports_what_it_recovered(tmp_path, capsys):
-    import argparse
-
     sf.write(tmp_path / "a.w64", np.zeros((4800, 2), dtype=np.float32), 48000, format="W64")
     parser = argparse.ArgumentParser()
     add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["recover", str(tmp_path)])
     assert args.func(args) == 0
     out = capsys.readouterr().out
-    assert "a.w64" in out and "4800 frames (0.10 s)" in out and "recovered 1 file(s)" in out
+    # A file closed cleanly is left alone, and said to be intact.
+    assert "a.w64" in out and "intact, 4800 frames (0.10 s)" in out and "recovered 0 file(s), 1 intact" in out
     args = parser.parse_args(["recover", str(tmp_path / "nothing")])
     assert args.func(args) == 2
     assert "no such file or folder" in capsys.readouterr().err

@@ -177,3 +177,80 @@ def test_writer_thread_writes_and_stops(config_path, tmp_path):
     writer.stop()
     assert json.loads(path.read_text())["programme"]["section"] == engine.programme.current.name
     assert not engine.block_listeners  # the writer reads the published snapshot: nothing left behind
+
+
+def _stored(engine: Engine, path: Path, **changes) -> None:
+    data = StateWriter(engine, path).snapshot()
+    data.update(changes)
+    path.write_text(json.dumps(data))  # Python's json writes NaN and Infinity as a file could hold them
+
+
+def test_restore_checks_every_value_as_osc_does_and_skips_what_fails(config_path, tmp_path):
+    path = tmp_path / "state.json"
+    first = engine_for(config_path)
+    started = []
+    first.handlers[c.StartRecording] = started.append
+    good = [c.SetVoiceGain("w", 0.5).to_json(), c.SetLatentBias("v", 2, 0.25).to_json()]
+    bad = [
+        {"cmd": "voice.gain", "voice": "v", "gain": 1e308},  # silenced a venue once
+        {"cmd": "master.gain", "gain": -3.0},
+        {"cmd": "voice.bias", "voice": "v", "dim": 1, "value": float("nan")},
+        {"cmd": "voice.pan", "voice": "v", "azimuth_deg": float("inf")},
+        {"cmd": "voice.gain", "voice": "v", "gain": "loud"},
+        {"cmd": "voice.mute", "voice": "v", "mute": 1},
+        {"cmd": "voice.bias", "voice": "v", "dim": 9, "value": 0.1},
+        {"cmd": "voice.gain", "voice": "gone", "gain": 0.5},
+        {"cmd": "record.start", "label": "boot"},
+        {"cmd": "venue.open", "open": True, "fade_s": 0.0},
+        {"cmd": "reset"},
+        {"cmd": "no.such", "x": 1},
+        ["voice.gain", "v", 0.5],
+    ]
+    _stored(first, path, overrides=bad[:6] + good[:1] + bad[6:] + good[1:], seeds={"v": -5, "w": 1e9})
+    second = engine_for(config_path)
+    second.handlers[c.StartRecording] = started.append
+    log = Logged()
+    assert restore_state(second, path, log) is True
+    second.next_block()
+    skipped = [kw for lv, e, kw in log.records if e == "state.override_skipped" and lv == "warning"]
+    assert json.dumps([kw["override"] for kw in skipped]) == json.dumps(bad)  # NaN != NaN
+    reasons = [kw["reason"] for kw in skipped]
+    assert reasons[0] == "gain must be in 0..4, got 1e+308"
+    assert reasons[1] == "gain must be in 0..4, got -3.0"
+    assert reasons[2] == "value must be a finite number, got nan"
+    assert reasons[3] == "azimuth_deg must be a finite number, got inf"
+    assert reasons[4] == "gain must be a number, got 'loud'"
+    assert reasons[5] == "mute must be true or false, got 1"
+    assert "out of range" in reasons[6] and "unknown voice 'gone'" in reasons[7]
+    assert all("actions are never restored" in r for r in reasons[8:11])
+    assert "unknown command" in reasons[11] and "must be a table" in reasons[12]
+    seeds = {kw["voice"]: kw["reason"] for lv, e, kw in log.records if e == "state.seed_skipped"}
+    assert seeds == {
+        "v": "seed must be in 0..4294967295, got -5",
+        "w": "seed must be a whole number, got 1000000000.0",
+    }
+    # Only the two good overrides (after the programme) reach the engine; no action ran.
+    applied = [cmd for _, cmd in second.command_log]
+    assert applied[0].name == "section.restore"
+    assert applied[1:] == [c.SetVoiceGain("w", 0.5), c.SetLatentBias("v", 2, 0.25)]
+    assert started == [] and second.counters.refused_commands == 0
+    assert second.voices["v"].gain.target == 1.0 and second.master_gain.target > 0
+    # What is written back is what plays: the bad values are gone from the file.
+    _stored(second, path)
+    assert json.loads(path.read_text())["overrides"] == good
+
+
+def test_a_programme_position_that_fails_its_checks_starts_the_piece_from_its_beginning(
+    config_path, tmp_path
+):
+    path = tmp_path / "state.json"
+    engine = engine_for(config_path)
+    for position in (float("nan"), -1.0, "late"):
+        _stored(engine, path, programme={"step": 3, "section": "two", "position_s": position, "hold": False})
+        fresh = engine_for(config_path)
+        log = Logged()
+        assert restore_state(fresh, path, log) is True
+        ((level, event, kw),) = [r for r in log.records if r[1] != "state.restored"]
+        assert (level, event) == ("warning", "state.programme_skipped") and "position_s" in kw["reason"]
+        fresh.next_block()
+        assert fresh.programme.step == 0 and fresh.command_log == []

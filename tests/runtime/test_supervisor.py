@@ -31,9 +31,19 @@ TONE_BIAS = [0.0, -2.0, -4.0, 1.0]  # a steady tone: mid pitch, dull, no noise, 
 class Daemon:
     """A ``latentd run`` subprocess with its JSON log lines collected."""
 
-    def __init__(self, config: Path, duration_s: float) -> None:
+    def __init__(self, config: Path, duration_s: float, *options: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "latentd", "run", "--config", str(config), "--duration", str(duration_s)],
+            [
+                sys.executable,
+                "-m",
+                "latentd",
+                "run",
+                "--config",
+                str(config),
+                "--duration",
+                str(duration_s),
+                *options,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -171,6 +171,6 @@ def test_sysusers_and_tmpfiles_in_a_scratch_root(tmp_path: Path) -> None:
     assert "audio:x:29:latentd" in (root / "etc/group").read_text()
     etc = (root / "etc/latentd").stat()
     assert (etc.st_uid, oct(etc.st_mode & 0o777)) == (0, "0o750")
-    for sub in ("", "recordings", "pieces"):
+    for sub in ("", "recordings", "pieces", "state"):
         st = (root / "var/lib/latentd" / sub).stat()
         assert (st.st_uid, oct(st.st_mode & 0o777)) == (uid, "0o750"), sub

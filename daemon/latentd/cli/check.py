@@ -6,21 +6,33 @@ import argparse
 import sys
 from typing import Any
 
-from latentd.cli.common import EXIT_INVALID, EXIT_OK, add_parser, config_arg, config_errors
+from latentd.cli.common import EXIT_FAIL, EXIT_INVALID, EXIT_OK, add_parser, config_arg, config_errors
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """Validate both files, load every model, decode one block per voice; print every problem at once."""
+    """Validate both files and the places latentd writes, decode a block per voice; every problem at once."""
     from latentd.config import ConfigError, load_config
+    from latentd.config.writable import writable_problems
     from latentd.diffusion.piece_pools import check_pools
     from latentd.offline.build import build_engine
 
     try:
         config = load_config(args.config)
-        engine = build_engine(config, fade_in_s=0.0, live_loads=False)
+        unwritable = writable_problems(config)  # as the user running check: run it as the service's user
+        if unwritable:
+            raise ConfigError(unwritable)
+        engine = build_engine(config, fade_in_s=0.0, live_loads=False, remeasure=args.remeasure)
         installation = engine.installation
         for group in engine.groups:
             group.fill(engine.blocksize)
+            if group.recovery.failures:
+                raise ConfigError.single(
+                    installation.piece_file,
+                    f"models.{group.name}.path",
+                    str(config.piece.models[group.name].path),
+                    f"decode failed for voice(s) {', '.join(v.name for v in group.voices)}: "
+                    f"{group.recovery.last_error}",
+                )
             if group.faulted_rows:
                 names = [group.voices[r].name for r in group.faulted_rows]
                 raise ConfigError.single(
@@ -43,12 +55,30 @@ def cmd_check(args: argparse.Namespace) -> int:
     for name, model in installation.models.items():
         i = model.info
         print(
-            f"  model {name}: {i.path.name} latent_size {i.latent_size} ratio {i.ratio} sr {i.sr} "
+            f"  model {name}: {i.path.name} latent_size {i.latent_size} ratio {i.ratio} "
+            f"sr {i.sr}{_sr_note(i)} "
             f"channels {i.n_channels} streaming {'yes' if i.streaming else 'NO'}"
         )
     for line in pool_lines:
         print(line)
+    if args.load:
+        from latentd.offline.capacity import measure
+
+        verdict = measure(engine)
+        for line in verdict.lines():
+            print(line)
+        if not verdict.keeps_up:
+            return EXIT_FAIL
     return EXIT_OK
+
+
+def _sr_note(info: Any) -> str:
+    """Where a model's sample rate comes from, when not from the file."""
+    if info.declared_sr is None:
+        return " (from the piece: the model declares none)"
+    if info.declared_sr != info.sr:
+        return f" (from the piece; the model declares {info.declared_sr})"
+    return ""
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -80,6 +110,20 @@ def add_commands(sub: Any) -> None:
         sub, "check", help="validate the config and piece, load models, decode one block per voice"
     )
     config_arg(p)
+    p.add_argument(
+        "--load",
+        action="store_true",
+        help="also time each model with its voices and call shape on this machine and print the share "
+        "of the real-time budget the piece needs, its margin and what to change below a 1.3x margin "
+        "(exit status 1 when it will not keep up)",
+    )
+    p.add_argument(
+        "--remeasure",
+        action="store_true",
+        help="measure each model's decode call shape again and replace the one this machine chose before "
+        "(call-shapes.json beside the state file, which run, render and check reuse); run as the "
+        "service's user, on a quiet machine",
+    )
     p.set_defaults(func=cmd_check)
 
     p = add_parser(sub, "config", help="print the effective configuration, or with --reference every key")

@@ -2,6 +2,10 @@
 
 Where to send: ``--host`` and ``--port``; else, with ``-c/--config``, the venue's ``[osc]`` bind address
 and port (and its ``reply_port``); else 127.0.0.1:9000.
+
+``send`` follows its message with a ``/status`` query, so it knows the daemon heard it: it exits 0 when
+the daemon answered and reported no error within ``--wait``, 1 when the message was refused (``/error``,
+also from inside the engine) or when nothing answered at all.
 """
 
 from __future__ import annotations
@@ -75,22 +79,41 @@ def _wait_reply(sock: socket.socket, timeout_s: float, addresses: tuple[str, ...
 def send(
     host: str, port: int, address: str, args: list[OscArg], wait_s: float, reply_port: int, out: TextIO
 ) -> int:
-    """Send one message; wait ``wait_s`` for an ``/error`` (or ``/status``) reply. Returns the exit status."""
+    """Send one message and wait ``wait_s`` for the daemon's answer. Returns the exit status.
+
+    The message is followed by a ``/status`` query: its reply shows that the daemon heard both, and an
+    ``/error`` within ``wait_s`` (the engine refuses some commands only when it applies them) fails.
+    ``wait_s`` <= 0 sends without waiting.
+    """
     payload = encode_message(address, args)
     with _socket(host, reply_port) as sock:
         sock.sendto(payload, (host, port))
         if wait_s <= 0:
             out.write(f"sent {address} to {host}:{port}\n")
             return EXIT_OK
-        reply = _wait_reply(sock, wait_s, ("/error", "/status"))
-    if reply is not None and reply.address == "/error":
-        reason = reply.args[1] if len(reply.args) > 1 else reply.args
-        sys.stderr.write(f"refused: {address}: {reason!s}\n")
+        if address != "/status":
+            sock.sendto(encode_message("/status"), (host, port))
+        answered = False
+        deadline = time.monotonic() + wait_s
+        while (left := deadline - time.monotonic()) > 0:
+            reply = _wait_reply(sock, left, ("/error", "/status"))
+            if reply is None:
+                break
+            if reply.address == "/error":
+                reason = reply.args[1] if len(reply.args) > 1 else reply.args
+                sys.stderr.write(f"refused: {address}: {reason!s}\n")
+                return EXIT_FAIL
+            if address == "/status":
+                out.write(" ".join(str(a) for a in reply.args) + "\n")
+                return EXIT_OK
+            answered = True  # go on listening: a refusal from inside the engine comes a little later
+    if not answered:
+        sys.stderr.write(
+            f"no answer from {host}:{port} within {wait_s:g} s: is latentd running with [osc] enabled "
+            "= true on that port, and is this host in its allow list?\n"
+        )
         return EXIT_FAIL
-    if reply is not None:
-        out.write(" ".join(str(a) for a in reply.args) + "\n")
-        return EXIT_OK
-    out.write(f"sent {address} to {host}:{port} (no error reported within {wait_s:g} s)\n")
+    out.write(f"sent {address} to {host}:{port}: accepted (no error within {wait_s:g} s)\n")
     return EXIT_OK
 
 
@@ -143,7 +166,22 @@ def format_status(status: dict[str, Any]) -> str:
                 f"  {name:<{width}}  gain {float(v.get('gain', 0.0)):.3f}  seed {v.get('seed', '?')}"
                 + (f"  {' '.join(flags)}" if flags else "")
             )
+    pools = status.get("pools")
+    if isinstance(pools, dict) and pools:
+        lines.append("pools")
+        width = max(len(n) for n in pools)
+        for name, pool in pools.items():
+            if not isinstance(pool, dict):
+                lines.append(f"  {name:<{width}}  {pool}")
+            elif pool.get("state") == "failing":
+                lines.append(
+                    f"  {name:<{width}}  FAILING for {pool.get('failing_s')} s "
+                    f"({pool.get('retries')} retries, {pool.get('items')} items): {pool.get('error')}"
+                )
+            else:
+                lines.append(f"  {name:<{width}}  {pool.get('state')}, {pool.get('items')} items")
     shown = {
+        "pools",
         "section",
         "hold",
         "uptime_s",
@@ -258,7 +296,14 @@ def add_commands(sub: Any) -> None:
         "force a type with i:3, f:0.5, s:name.",
     )
     _target_args(p)
-    p.add_argument("--wait", type=float, default=0.5, metavar="SECONDS", help="wait this long for an /error")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=0.5,
+        metavar="SECONDS",
+        help="wait this long for the daemon's answer and any /error (a model swap may need seconds); "
+        "0: send without waiting",
+    )
     p.add_argument("address", help="OSC address, e.g. /voice/drone/gain")
     p.add_argument("args", nargs="*", help="arguments (i:3 f:0.5 s:name force a type)")
     p.set_defaults(func=cmd_send)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,10 @@ def cmd_render(args: argparse.Namespace) -> int:
     from latentd.offline.render import render
     from latentd.runtime.logs import setup_logging
 
+    if not math.isfinite(args.seconds) or args.seconds <= 0:
+        # Checked before anything loads: an empty render file is never what was asked for.
+        sys.stderr.write(f"--seconds must be a positive number of seconds, got {args.seconds:g}\n")
+        return EXIT_INVALID
     try:
         config = load_config(args.config)
         setup_logging(config.venue.logging.level, config.venue.logging.format)

@@ -12,17 +12,27 @@ from latentd.cli.common import EXIT_FAIL, EXIT_INVALID, EXIT_OK, add_parser, con
 
 def cmd_recover(args: argparse.Namespace) -> int:
     """Close interrupted recordings and report what each holds."""
-    from latentd.recording.recover import RecoverError, recover
+    from latentd.recording.recover import RecoverError, fix_session, recover, session_files
 
     try:
         results = recover(Path(args.target))
+        fixes = [fix_session(path) for path in session_files(Path(args.target))]
     except RecoverError as exc:
         sys.stderr.write(f"{exc}\n")
         return EXIT_INVALID
     for r in results:
         print(r.describe())
-    total = sum(r.seconds for r in results)
-    print(f"recovered {len(results)} file(s), {total:.2f} s of audio")
+    for fix in fixes:
+        print(fix.describe())
+    audio = [r for r in results if not r.latents]
+    recovered = sum(1 for r in audio if not r.intact)
+    total = sum(r.seconds for r in audio)
+    latents = len(results) - len(audio)
+    print(
+        f"recovered {recovered} file(s), {len(audio) - recovered} intact, {total:.2f} s of audio"
+        + (f" ({latents} latent file(s) not counted)" if latents else "")
+        + (f"; {sum(1 for f in fixes if f.changes)} session file(s) fixed" if fixes else "")
+    )
     return EXIT_OK
 
 
@@ -34,7 +44,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     quiet_torchscript_warnings()
     try:
-        result = replay(Path(args.session), Path(args.output), args.config)
+        result = replay(Path(args.session), Path(args.output), args.config, segment=args.segment)
     except (ReplayError, ConfigError, ValueError) as exc:
         sys.stderr.write(f"{exc}\n")
         return EXIT_INVALID
@@ -61,5 +71,12 @@ def add_commands(sub: Any) -> None:
     p = add_parser(sub, "replay", help="re-render a recorded session offline, sample for sample")
     p.add_argument("session", type=Path, help="the session folder (holding session.json)")
     p.add_argument("--output", "-o", type=Path, required=True, help="output file (.wav, .w64, .flac)")
+    p.add_argument(
+        "--segment",
+        type=int,
+        default=None,
+        metavar="N",
+        help="render segment N alone (the _NNN of its file name, from 0), from the checkpoint it begins with",
+    )
     config_arg(p, required=False, help="venue config (default: the one the session was recorded with)")
     p.set_defaults(func=cmd_replay)

@@ -7,9 +7,10 @@ as ``file: key.path = value: what is wrong and what is allowed`` (a :class:`Conf
 
 The package: ``schema`` (every model, defined in ``venue``, ``piece`` and beside the code that uses a
 table, on the building blocks in ``fields``), ``loader`` (reading both files, :class:`Config`),
-``checks`` (references between keys and files), ``explain`` (pydantic's errors as readable problems,
-"did you mean"), ``problems`` (:class:`Problem`, :class:`ConfigError`), ``toml_out`` (the effective
-config) and ``reference`` (every key documented, from the models: ``docs/configuration.md``).
+``checks`` (references between keys and files), ``writable`` (the places latentd writes: can this
+user write them?), ``explain`` (pydantic's errors as readable problems, "did you mean"), ``problems``
+(:class:`Problem`, :class:`ConfigError`), ``toml_out`` (the effective config) and ``reference`` (every
+key documented, from the models: ``docs/configuration.md``).
 """
 
 from latentd.config.loader import Config, load_config, print_effective

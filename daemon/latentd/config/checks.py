@@ -75,6 +75,7 @@ def _check_venue(raw: dict[str, Any], file: Path, problems: list[Problem]) -> tu
 
     They read the raw tables, so they run even when other keys of the same table are invalid.
     """
+    _check_client_name(raw, file, problems)
     audio = _table(raw, "audio")
     downmix = audio.get("downmix") is True
     name = audio.get("layout", AudioConfig.model_fields["layout"].default)
@@ -106,6 +107,33 @@ def _check_venue(raw: dict[str, Any], file: Path, problems: list[Problem]) -> tu
         )
         problems.append(Problem(file, "jack.playback_ports", ports, message))
     return layout, downmix
+
+
+def jack_server_name(name: str, server_name: str, start_server: bool) -> str:
+    """The name of the JACK server a venue plays on: its own, the private one's, or "default"."""
+    if server_name:
+        return server_name
+    return f"latentd-{name}" if start_server else "default"
+
+
+def _check_client_name(raw: dict[str, Any], file: Path, problems: list[Problem]) -> None:
+    """A client named like its server takes over the server's socket: the server stops answering."""
+    jack = _table(raw, "jack")
+    client = jack.get("client_name", "latentd")
+    server = jack.get("server_name", "")
+    start = jack.get("start_server", False)
+    venue = raw.get("name", "")
+    if not all(isinstance(v, str) for v in (client, server, venue)) or not isinstance(start, bool):
+        return  # a type error, reported by the validation
+    effective = jack_server_name(venue, server, start)
+    if client != effective:
+        return
+    which = "jack.server_name" if server else "the private server's name" if start else "the default server"
+    message = (
+        f"equals the JACK server's name ({which}): a client named like its server takes over the server's "
+        "socket and the server stops answering; choose another client_name"
+    )
+    problems.append(Problem(file, "jack.client_name", client, message))
 
 
 def _check_piece(
@@ -167,12 +195,14 @@ def _check_piece(
                         f"no such folder, and no [pools.*] writes there (pool folders: {known})",
                     )
                 )
+    # A piece that ships without its model files says in its README where they come from.
+    readme = piece_dir / "README.md"
+    hint = f"; {readme} says which model file goes here and where to get it" if readme.is_file() else ""
     for name, entry in models.items():
         path = entry.get("path") if isinstance(entry, dict) else None
         if isinstance(path, str) and path and not _join(piece_dir, path).is_file():
-            problems.append(
-                Problem(file, f"models.{_key(name)}.path", path, f"file not found: {_join(piece_dir, path)}")
-            )
+            message = _model_file_problem(_join(piece_dir, path), hint)
+            problems.append(Problem(file, f"models.{_key(name)}.path", path, message))
     # Routes and matrices name the piece's own speakers when the piece declares another layout: the
     # engine maps each of them onto the venue's speakers by azimuth.
     route_layout = layout
@@ -182,6 +212,15 @@ def _check_piece(
         if isinstance(entry, dict):
             problems.extend(_check_voice(entry, f"voices.{_key(name)}", models, route_layout, file))
     _check_sections(raw.get("sections"), voices, file, problems)
+
+
+def _model_file_problem(path: Path, hint: str) -> str:
+    """Why ``path`` (not a regular file) cannot be a model file."""
+    if path.is_dir():
+        inside = sorted(p.name for p in path.glob("*.ts"))[:5]
+        found = f" (it holds {', '.join(inside)})" if inside else " (it holds no .ts file)"
+        return f"{path} is a folder, not a model file: name the TorchScript file (.ts) itself{found}"
+    return f"file not found: {path}{hint}"
 
 
 def _check_voice(

@@ -152,11 +152,30 @@ def _read_toml(file: Path, problems: list[Problem]) -> dict[str, Any] | None:
         )
         return None
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
+        if _too_deep(data):  # the checks and the messages that show values recurse as tomllib does
+            raise RecursionError
+        return data
+    except RecursionError:  # tomllib recurses once per level of nested arrays and inline tables
+        line = _deep_nesting_line(text)
+        problems.append(
+            Problem(
+                file,
+                "",
+                MISSING,
+                f"arrays or inline tables nested too deeply (from line {line}): a latentd config "
+                "nests them only a few levels",
+            )
+        )
+        return None
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         found = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
         if found:
+            duplicate = _duplicate_key(text, int(found.group(1)), message)
+            if duplicate is not None:
+                problems.append(Problem(file, duplicate[0], MISSING, duplicate[1]))
+                return None
             where = f"line {found.group(1)}, column {found.group(2)}"
             message = message[: found.start()]
         else:
@@ -164,6 +183,92 @@ def _read_toml(file: Path, problems: list[Problem]) -> dict[str, Any] | None:
             message = re.sub(r"\s*\(at end of document\)$", "", message)
         problems.append(Problem(file, "", MISSING, f"TOML syntax error at {where}: {message}"))
         return None
+
+
+MAX_NESTING = 64  # bracket depth past which the "too deep" message names the line
+_HEADER_RE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY_RE = re.compile(r"^\s*([A-Za-z0-9_\-.\"' ]+?)\s*=")
+
+
+def _too_deep(data: object) -> bool:
+    """Whether ``data`` nests lists and tables more than :data:`MAX_NESTING` levels (without recursing)."""
+    stack: list[tuple[object, int]] = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_NESTING:
+            return True
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return False
+
+
+def _deep_nesting_line(text: str) -> int:
+    """The line where brackets first nest deeper than :data:`MAX_NESTING` (strings are not parsed)."""
+    depth = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        for ch in line:
+            depth += 1 if ch in "[{" else -1 if ch in "]}" else 0
+            if depth > MAX_NESTING:
+                return number
+    return 1
+
+
+def _duplicate_key(text: str, line_no: int, message: str) -> tuple[str, str] | None:
+    """(key path, message) when tomllib's ``message`` is about a key or table given twice, else None."""
+    if not message.startswith(("Cannot overwrite a value", "Cannot declare", "Duplicate inline table key")):
+        return None
+    lines = text.splitlines()
+    if not 1 <= line_no <= len(lines):
+        return None
+    line = lines[line_no - 1]
+    inline = re.search(r"Duplicate inline table key '([^']+)'", message)
+    header = _HEADER_RE.match(line)
+    table = ""
+    for earlier in reversed(lines[: line_no - 1]):
+        found = _HEADER_RE.match(earlier)
+        if found:
+            table = found.group(1).replace(" ", "")
+            break
+    if header is not None:
+        key, kind = header.group(1).replace(" ", ""), "table"
+        first = _first_line(
+            lines,
+            line_no,
+            lambda text: (m := _HEADER_RE.match(text)) is not None and m.group(1).replace(" ", "") == key,
+        )
+    else:
+        assigned = _KEY_RE.match(line)
+        if assigned is None:
+            return None
+        name = inline.group(1) if inline else assigned.group(1).strip()
+        key, kind = (f"{table}.{name}" if table and not inline else name), "key"
+        first = (
+            None
+            if inline
+            else _first_line(
+                lines,
+                line_no,
+                lambda text: (m := _KEY_RE.match(text)) is not None and m.group(1).strip() == name,
+                stop_at_header=True,
+            )
+        )
+    where = f" (first given at line {first})" if first else ""
+    advice = "merge the two tables" if kind == "table" else "keep one of the two"
+    return key, f"duplicate {kind} {key!r} at line {line_no}{where}: give each {kind} once; {advice}"
+
+
+def _first_line(lines: list[str], line_no: int, same: Any, *, stop_at_header: bool = False) -> int | None:
+    """The number of the first line before ``line_no`` for which ``same(line)`` holds."""
+    first = None
+    for number in range(line_no - 1, 0, -1):
+        text = lines[number - 1]
+        if same(text):
+            first = number
+        elif stop_at_header and _HEADER_RE.match(text):
+            break
+    return first
 
 
 def _find_piece(venue_raw: dict[str, Any], venue_file: Path, problems: list[Problem]) -> Path | None:

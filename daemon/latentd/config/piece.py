@@ -266,7 +266,10 @@ class PoolConfig(Strict):
         default=0.0, ge=0.0, le=86_400.0, description="pause after each item, in seconds"
     )
     latent_length: int | None = Field(
-        default=None, ge=1, description="latent frames per item, for checkpoints that do not store it"
+        default=None,
+        ge=1,
+        description="latent frames per item: the length an original-format checkpoint (which does not "
+        "store it) was trained at, a multiple of 2048",
     )
     rave_dims: int | None = Field(
         default=None, ge=1, description="latent dimensions per item, for checkpoints that do not store it"
@@ -274,7 +277,8 @@ class PoolConfig(Strict):
     architecture: dict[str, int | list[int]] | None = Field(
         default=None,
         description="UNetV0 arguments (channels, factors, items, attentions, ...) for a checkpoint trained "
-        "with an architecture other than the preset for its latent length",
+        "with another architecture than the Flex'ed preset for its stored latent length or, for the "
+        "original format, the original's single architecture",
     )
 
     def folder_for(self, name: str) -> str:

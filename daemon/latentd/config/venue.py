@@ -96,10 +96,11 @@ class AudioConfig(Strict):
         default=1,
         ge=1,
         le=16,
-        description="models decoded at the same time, each in its own thread (a piece of several models "
-        "uses that many cores; each thread also uses torch_threads); above 1, models that draw random "
-        "numbers inside decode (RAVE v2 noise, vschaos2 phase) no longer repeat their noise exactly "
-        "from the seed",
+        description="decode calls running at once: above 1, each model decodes its next call ahead in a "
+        "thread of its own while the engine mixes (a piece of several models uses that many cores; each "
+        "thread also uses torch_threads; control changes reach a model one call later); models that draw "
+        "random numbers inside decode (RAVE v2 noise, vschaos2 phase) then no longer repeat their noise "
+        "exactly from the seed",
     )
     downmix: bool = Field(
         default=False,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import ipaddress
 import json
 import select
@@ -38,6 +39,7 @@ import structlog
 from latentd.control.osc_config import OscConfig
 from latentd.control.osc_map import Refusal, StatusRequest, map_message
 from latentd.control.osc_parse import OscParseError, encode_message, parse_packet
+from latentd.control.port_holders import describe_udp_port
 from latentd.engine.commands import Command, check
 from latentd.engine.engine import Engine
 
@@ -169,6 +171,7 @@ class OscServer:
         self._token = id(self)
         self._refusals: deque[tuple[OscOrigin, str]] = deque(maxlen=MAX_PENDING_REFUSALS)
         self._wake: tuple[socket.socket, socket.socket] | None = None
+        engine.refusal_listeners.append(self._engine_refused)  # removed by stop()
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stop_event = threading.Event()
@@ -194,8 +197,9 @@ class OscServer:
             sock.bind((self.config.bind, self._port))
         except OSError as exc:
             sock.close()
+            held = f" ({describe_udp_port(self._port)})" if exc.errno == errno.EADDRINUSE else ""
             raise OscServerError(
-                f"cannot listen for OSC on {self.config.bind}:{self._port}: {exc.strerror or exc}; "
+                f"cannot listen for OSC on {self.config.bind}:{self._port}: {exc.strerror or exc}{held}; "
                 "change [osc] bind/port or stop the other program using it"
             ) from None
         sock.settimeout(RECV_TIMEOUT_S)
@@ -204,7 +208,6 @@ class OscServer:
         wake_r.setblocking(False)
         wake_w.setblocking(False)
         self._wake = (wake_r, wake_w)
-        self.engine.refusal_listeners.append(self._engine_refused)
         self._stop_event.clear()
         self._thread = threading.Thread(target=self._serve, name="latentd-osc", daemon=True)
         self._thread.start()
@@ -389,8 +392,14 @@ class OscServer:
             return True
         episode = self._episodes.get(host)
         if episode is None:
-            if len(self._episodes) >= MAX_TRACKED_HOSTS:
-                self.tick(force=True)
+            if len(self._episodes) >= MAX_TRACKED_HOSTS:  # bounded: one line for them all, not thousands
+                self.log.warning(
+                    "osc.rate_limit_ended",
+                    senders=len(self._episodes),
+                    dropped=sum(e.dropped for e in self._episodes.values()),
+                    action="too many senders over their rate to follow one by one",
+                )
+                self._episodes.clear()
             episode = self._episodes[host] = _Episode(now, now)
             self.log.warning(
                 "osc.rate_limited",

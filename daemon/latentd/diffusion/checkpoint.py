@@ -276,19 +276,35 @@ def load_checkpoint(
             f"{path}: latent_length {length} does not fit {which}: its factors divide the length by "
             f"{multiple}, so the length must be a multiple of {multiple} (e.g. {multiple}, {2 * multiple})"
         )
-    model = build_model(dims, architecture)
     state = checkpoint["model_state_dict"]
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: `model_state_dict` is a {type(state).__name__}, not a state dict")
-    expected = model.state_dict()
+    # Keys and shapes are compared on a net without memory first: a misfit is told at once, before the
+    # hundreds of megabytes of a full-size net are allocated and initialised.
+    with torch.device("meta"):
+        expected = {key: tuple(t.shape) for key, t in build_model(dims, architecture).state_dict().items()}
     missing = [key for key in expected if key not in state]
     unexpected = [key for key in state if key not in expected]
-    if missing or unexpected:
+    resized = [
+        f"{key} {tuple(getattr(state[key], 'shape', ()))} instead of {shape}"
+        for key, shape in expected.items()
+        if key in state and tuple(getattr(state[key], "shape", ())) != shape
+    ]
+    if missing or unexpected or resized:
+        misfits = [
+            f"{len(found)} {what} (e.g. {found[:n]})"
+            for found, what, n in (
+                (missing, "missing keys", 3),
+                (unexpected, "unexpected keys", 3),
+                (resized, "weights of other shapes", 2),
+            )
+            if found
+        ]
         raise CheckpointError(
             f"{path}: the weights do not fit the architecture ({which}) for latent_length {length}, "
-            f"rave_dims {dims}: {len(missing)} missing keys (e.g. {missing[:3]}), {len(unexpected)} unexpected keys "
-            f"(e.g. {unexpected[:3]})"
+            f"rave_dims {dims}: {', '.join(misfits)}"
         )
+    model = build_model(dims, architecture)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -56,9 +56,7 @@ def check_pools(config: Config, latent_sizes: dict[str, int]) -> list[str]:
                 settings.seed, temperature=settings.temperature, steps=1, latent_scale=settings.latent_scale
             )
         except (GenerationError, RuntimeError, ValueError, MemoryError) as exc:
-            problems.append(
-                Problem(file, key, pool.checkpoint, f"loads, but cannot generate an item: {exc}")
-            )
+            problems.append(Problem(file, key, pool.checkpoint, f"loads, but cannot generate an item: {exc}"))
             continue
         kind = "" if model.flexed else " (original RAVE-Latent-Diffusion format)"
         lines.append(

@@ -172,17 +172,23 @@ class _Stopped(Exception):
     """Raised inside sampling when the pool is asked to stop."""
 
 
-def _worker(settings: PoolSettings, stop: Any, events: multiprocessing.connection.Connection) -> None:
-    """The pool process: load the checkpoint, then generate items until ``stop`` is set.
+def _worker(
+    settings: PoolSettings,
+    stop: multiprocessing.connection.Connection,
+    events: multiprocessing.connection.Connection,
+) -> None:
+    """The pool process: load the checkpoint, then generate items until ``stop`` becomes readable.
 
-    It reports on ``events``: ``("item", index)`` after each item written, ``("error", reason)`` before
-    it gives up. It also ends when its parent is gone (killed without a chance to set ``stop``): an
-    orphaned generator would otherwise take CPU time from the next daemon for good.
+    The parent closes its end of the ``stop`` pipe to stop the worker; a parent that dies closes it too,
+    so an orphaned generator cannot take CPU time from the next daemon for good. (A pipe, not a
+    ``multiprocessing.Event``: a worker killed while waiting on an Event leaves its lock taken, and the
+    parent's ``set()`` would then wait for ever.) It reports on ``events``: ``("item", index)`` after
+    each item written, ``("error", reason)`` before it gives up.
     """
     parent = os.getppid()
 
     def should_stop() -> bool:
-        return stop.is_set() or os.getppid() != parent
+        return stop.poll() or os.getppid() != parent
 
     # Where renicing is refused, run at the inherited priority rather than not at all.
     with contextlib.suppress(OSError):
@@ -229,7 +235,7 @@ def _worker(settings: PoolSettings, stop: Any, events: multiprocessing.connectio
         events.send(("item", index))
         deadline = time.monotonic() + settings.interval_s
         while not should_stop() and (left := deadline - time.monotonic()) > 0:
-            stop.wait(min(left, 1.0))
+            stop.poll(min(left, 1.0))
 
 
 class ItemPool:
@@ -245,7 +251,8 @@ class ItemPool:
         self.settings = settings
         Path(settings.folder).mkdir(parents=True, exist_ok=True)
         self._ctx = multiprocessing.get_context("spawn")
-        self._stop = self._ctx.Event()
+        self._stop_out: multiprocessing.connection.Connection | None = None
+        self._stopping = False
         self._process: multiprocessing.process.BaseProcess | None = None
         self._events_in: multiprocessing.connection.Connection | None = None
         self._error: str | None = None
@@ -255,19 +262,22 @@ class ItemPool:
         """Launch the worker process and return at once (the model loads in the worker)."""
         if self._process is not None:
             raise RuntimeError(f"item pool {self.settings.folder} is already started")
-        self._stop.clear()
+        self._stopping = False
         self._error = None
         self._items_made = 0
         events_in, events_out = self._ctx.Pipe(duplex=False)
-        self._events_in = events_in
+        stop_in, stop_out = self._ctx.Pipe(duplex=False)
+        self._events_in, self._stop_out = events_in, stop_out
         self._process = self._ctx.Process(
             target=_worker,
-            args=(self.settings, self._stop, events_out),
+            args=(self.settings, stop_in, events_out),
             name=f"latentd-pool-{Path(self.settings.folder).name}",
             daemon=True,
         )
         self._process.start()
-        events_out.close()  # the child holds its own copy; ours would keep the pipe from closing
+        # The child holds its own copies; ours would keep the pipes from reporting their end.
+        events_out.close()
+        stop_in.close()
 
     def restart(self, timeout_s: float = 10.0) -> None:
         """Stop the worker if it runs, then start a new one (it loads the checkpoint afresh)."""
@@ -279,7 +289,10 @@ class ItemPool:
         process = self._process
         if process is None:
             return
-        self._stop.set()
+        self._stopping = True
+        if self._stop_out is not None:
+            self._stop_out.close()  # the worker sees its end of the pipe readable and stops
+            self._stop_out = None
         process.join(timeout_s)
         if process.is_alive():
             process.terminate()  # items are written atomically: no partial file is left behind
@@ -301,7 +314,7 @@ class ItemPool:
         """Why the worker stopped on its own since it was last started, if it did."""
         self._read_events()
         process = self._process
-        if self._error is None and process is not None and not self._stop.is_set():
+        if self._error is None and process is not None and not self._stopping:
             code = process.exitcode  # None while it runs
             if code is not None:
                 self._read_events()  # a last report may have come in just before it ended

@@ -11,6 +11,7 @@ budget (``audio.decode_latency_ms``); otherwise they stay at ``audio.frames_per_
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ import numpy as np
 import structlog
 import torch
 
+from latentd.engine.shape_cache import CachedShape, ShapeCache, key_digest, shape_key
 from latentd.installation.models import LoadedModel, frames_per_call_for
 
 log = structlog.get_logger("latentd.callshape")
@@ -186,13 +188,19 @@ def choose_shape(
         "model.call_shape",
         model=name or model.path.name,
         shape=str(best.shape),
+        source="measured",
         load_pct=round(100 * best.load, 1),
-        measured={
-            f"{t.shape.batch}x{t.shape.frames}": f"{1000 * t.seconds_per_call:.1f} ms ({100 * t.load:.0f} %)"
-            for t in timings
-        },
+        measured=measured_figures(timings),
     )
     return best.shape, timings
+
+
+def measured_figures(timings: list[ShapeTiming]) -> dict[str, str]:
+    """Each measured shape as ``"<batch>x<frames>": "<ms> ms (<share of real time> %)"`` (for the log)."""
+    return {
+        f"{t.shape.batch}x{t.shape.frames}": f"{1000 * t.seconds_per_call:.1f} ms ({100 * t.load:.0f} %)"
+        for t in timings
+    }
 
 
 def fixed_shape(model: LoadedModel, rows: int, frames_per_call: int) -> CallShape:
@@ -210,14 +218,64 @@ def shape_for(
     pad: bool,
     measure: bool = True,
     recorded: tuple[int, int] | None = None,
+    cache: ShapeCache | None = None,
 ) -> CallShape:
-    """The call shape ``model`` plays with: ``recorded`` (a replayed session's) when given, else measured
-    (``measure``) or else the unmeasured one (:func:`fixed_shape`)."""
+    """The call shape ``model`` plays with: ``recorded`` (a replayed session's) when given, else the one
+    chosen before (in this process, or on this machine in ``cache``), else measured (``measure``) and
+    stored, or else the unmeasured one (:func:`fixed_shape`).
+
+    A ``cache`` with ``remeasure`` set measures again and replaces what it held.
+    """
     rows = max(1, rows)
     if recorded is not None:
         batch, frames = recorded
         return CallShape(rows, max(rows, min(batch, model.max_batch)), frames)
     if not measure or (latency_ms is None and not pad):
         return fixed_shape(model, rows, frames_per_call)
-    shape, _ = choose_shape(model, rows, frames_per_call, latency_ms=latency_ms, pad=pad, name=name)
-    return shape
+    label = name or model.path.name
+    if cache is None:
+        key = shape_key(model, rows, frames_per_call, latency_ms, pad, samplerate=0, blocksize=0)
+    else:
+        key = cache.key(model, rows, frames_per_call, latency_ms, pad)
+    if key is None:  # the file is gone (it loaded, so it was replaced): nothing to key a choice by
+        shape, _ = choose_shape(model, rows, frames_per_call, latency_ms=latency_ms, pad=pad, name=name)
+        return shape
+    digest = key_digest(key)
+    with cache.locked() if cache is not None else contextlib.nullcontext():
+        stored = cache.lookup(key, rows, model.max_batch) if cache is not None else None
+        if stored is not None:
+            log.info(
+                "model.call_shape",
+                model=label,
+                shape=str(CallShape(rows, stored.batch, stored.frames)),
+                source="cache",
+                load_pct=stored.load_pct,
+                measured=dict(stored.measured),
+                measured_at=stored.measured_at,
+                cache=str(cache.path) if cache is not None else None,
+            )
+        else:
+            remeasure = cache is not None and cache.remeasure
+            stored = None if remeasure else _CHOSEN.get(digest)
+            if stored is not None:  # chosen in this process, where the file was unwritable or elsewhere
+                shape = CallShape(rows, stored.batch, stored.frames)
+                log.info(
+                    "model.call_shape", model=label, shape=str(shape), source="cache", measured="as before"
+                )
+            else:
+                shape, timings = choose_shape(
+                    model, rows, frames_per_call, latency_ms=latency_ms, pad=pad, name=name
+                )
+                chosen = next(t for t in timings if t.shape == shape)
+                stored = CachedShape(
+                    shape.batch, shape.frames, round(100 * chosen.load, 1), measured_figures(timings), ""
+                )
+            if cache is not None:
+                cache.store(key, stored.batch, stored.frames, stored.load_pct, stored.measured)
+    _CHOSEN[digest] = stored
+    return CallShape(rows, stored.batch, stored.frames)
+
+
+# Shapes chosen in this process, by key digest: a piece loaded again (a second engine, a restart of
+# playback) decodes as before even where the cache file cannot be written. Bounded by the pieces loaded.
+_CHOSEN: dict[str, CachedShape] = {}

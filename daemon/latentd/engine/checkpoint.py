@@ -11,9 +11,13 @@ that block on, given the commands logged after it.
 What cannot be captured exactly is named in :attr:`Checkpoint.inexact`; replay then starts from an
 earlier exact checkpoint and renders forward:
 
-- a model group resampled to the venue's rate (soxr's stream keeps its filter state out of reach);
+- a model group resampled to the venue's rate, once it has decoded (soxr's stream keeps its filter
+  state out of reach; a recording that starts with the engine, at block 0, is exact);
 - a model swap under way or done (the engine's voices and groups no longer match a fresh build);
 - a source that declares it (``Source.checkpoint_inexact``: pool and prior sources).
+
+With parallel decode (``audio.decode_threads`` > 1) a model's next call may be decoding in the
+background: capturing waits for it and keeps its audio, so the restored engine has it due as well.
 
 Capturing copies memory only (no I/O); the recorder's writer thread serializes it (:meth:`Checkpoint.dumps`).
 """
@@ -75,7 +79,7 @@ class Checkpoint:
             CheckpointError: the bytes are not a checkpoint of this version.
         """
         try:
-            doc = pickle.loads(data)  # noqa: S301 - latentd's own file, in its own session folder
+            doc = pickle.loads(data)
             if not isinstance(doc, dict) or doc.get("version") != VERSION:
                 raise CheckpointError(f"not a version {VERSION} checkpoint")
             return cls(int(doc["block"]), dict(doc["state"]), tuple(str(r) for r in doc["inexact"]))
@@ -87,14 +91,14 @@ class Checkpoint:
 
 def _module_of(group: ModelGroup) -> Any:
     """The TorchScript module behind a group's model (its buffers are the streaming caches)."""
-    return group.model._module  # noqa: SLF001 - the loaded model keeps its module private
+    return group.model._module
 
 
 def inexact_reasons(engine: Engine) -> list[str]:
     """Why a checkpoint of ``engine`` now would not restore exactly (engine thread)."""
     reasons = []
     for group in engine.groups:
-        if group.resampler is not None:
+        if group.resampler is not None and group.calls > 0:  # before the first call it is fresh
             reasons.append(
                 f"model {group.name!r} is resampled from {group.info.sr} Hz to {engine.samplerate} Hz "
                 "(the resampler's state cannot be read)"
@@ -109,9 +113,7 @@ def inexact_reasons(engine: Engine) -> list[str]:
     return reasons
 
 
-def capture(
-    engine: Engine, model_attributes: dict[str, dict[str, float | str]] | None = None
-) -> Checkpoint:
+def capture(engine: Engine, model_attributes: dict[str, dict[str, float | str]] | None = None) -> Checkpoint:
     """The engine's state now, between blocks (engine thread; copies memory, no I/O).
 
     Args:
@@ -127,14 +129,20 @@ def capture(
             "cond_sources": {i: s.checkpoint_state() for i, s in voice.cond_sources.items()},
         }
     groups = {
-        g.name: {"fifo": g._buf[:, :, g._start : g._end], "calls": g.calls, "faulted_rows": g.faulted_rows}  # noqa: SLF001
+        g.name: {
+            "fifo": g._buf[:, :, g._start : g._end],
+            "calls": g.calls,
+            "faulted_rows": g.faulted_rows,
+            # A call decoding ahead (parallel decode): its sources were stepped, its audio is due.
+            "pending": engine.decoder.pending(g),
+        }
         for g in engine.groups
     }
-    state = copy.deepcopy(
+    state: dict[str, Any] = copy.deepcopy(
         {
             "counters": vars(engine.counters),
             "overrides": vars(engine.overrides),
-            "tempo_section": engine._tempo_section,  # noqa: SLF001
+            "tempo_section": engine._tempo_section,
             "mix": {name: vars(getattr(engine, name)) for name in _MIX},
             "programme": {
                 k: v for k, v in vars(engine.programme).items() if k not in ("pair_voices", "sections")
@@ -145,7 +153,7 @@ def capture(
             "numpy_rng": np.random.get_state(),
         }
     )
-    for g in engine.groups:
+    for g in engine.groups:  # after the calls ahead have finished: they change the caches
         state["groups"][g.name]["buffers"] = buffer_snapshot(_module_of(g))
     state["torch_rng"] = torch.get_rng_state()
     return Checkpoint(engine.counters.blocks, state, tuple(inexact_reasons(engine)))
@@ -169,7 +177,7 @@ def restore(engine: Engine, checkpoint: Checkpoint) -> None:
         )
     vars(engine.counters).update(state["counters"])
     vars(engine.overrides).update(state["overrides"])
-    engine._tempo_section = state["tempo_section"]  # noqa: SLF001
+    engine._tempo_section = state["tempo_section"]
     for name, saved in state["mix"].items():
         vars(getattr(engine, name)).update(saved)
     vars(engine.programme).update(state["programme"])
@@ -184,15 +192,17 @@ def restore(engine: Engine, checkpoint: Checkpoint) -> None:
         group = groups[name]
         fifo = saved["fifo"]
         n = fifo.shape[2]
-        if group._buf.shape[2] < n:  # noqa: SLF001
-            group._buf = np.zeros((*group._buf.shape[:2], 2 * n), dtype=np.float32)  # noqa: SLF001
-        group._buf[:, :, :n] = fifo  # noqa: SLF001
-        group._start, group._end = 0, n  # noqa: SLF001
+        if group._buf.shape[2] < n:
+            group._buf = np.zeros((*group._buf.shape[:2], 2 * n), dtype=np.float32)
+        group._buf[:, :, :n] = fifo
+        group._start, group._end = 0, n
         group.calls = saved["calls"]
         group.faulted_rows = saved["faulted_rows"]
         restore_buffers(_module_of(group), saved["buffers"])
+        if saved.get("pending") is not None:
+            engine.decoder.set_pending(group, saved["pending"])
         for attribute, value in state["model_attributes"].get(name, {}).items():
             group.model.set_attribute(attribute, value)
     np.random.set_state(state["numpy_rng"])
     torch.set_rng_state(state["torch_rng"])
-    engine.snapshot = engine._make_snapshot()  # noqa: SLF001
+    engine.snapshot = engine._make_snapshot()

@@ -179,7 +179,7 @@ def _value_problem(attr: str, kind: str, value: object, bounds: tuple[float, flo
             isinstance(value, _TYPES[k]) and (k == "bool" or not isinstance(value, bool)) for k in options
         )
         if not fits:
-            words = " or ".join(_TYPE_WORDS.get(k, "none") for k in options)
+            words = " or ".join(_TYPE_WORDS[k] for k in options if k in _TYPE_WORDS)  # None goes unsaid
             return f"{attr} must be {words}, got {value!r}"
     if isinstance(value, float) and not math.isfinite(value):
         return f"{attr} must be a finite number, got {value}"

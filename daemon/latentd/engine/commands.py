@@ -504,4 +504,5 @@ def command_from_json(data: dict[str, Any]) -> Command:
     """Rebuild a command from :meth:`Command.to_json` output (used by replay)."""
     fields = dict(data)
     cls = COMMANDS[fields.pop("cmd")]
+    fields.pop("origin", None)  # never stored; a file cannot claim to be a sender
     return cls(**fields)

@@ -49,6 +49,8 @@ class ModelGroup:
             else None
         )
         chunk_out = int(np.ceil(frames_per_call * self.info.ratio * samplerate / self.info.sr)) + 64
+        # Output samples one call makes, about (a resampler holds a few back at first).
+        self.chunk_samples = int(frames_per_call * self.info.ratio * samplerate / self.info.sr)
         self._buf = np.zeros((self.n_rows, ch, 4 * chunk_out), dtype=np.float32)
         self._start = 0
         self._end = 0

@@ -62,7 +62,8 @@ class Engine:
 
     Threads: everything runs in the engine thread except :meth:`submit` (any thread, never blocks);
     other threads read ``snapshot`` only, and check a command before submitting it with
-    ``commands.check(command, engine.snapshot)``.
+    ``commands.check(command, engine.snapshot)``. A sender that wants to hear of refusals made here
+    appends a callable to ``refusal_listeners``; it is called in the engine thread and must only queue.
     Constructing an engine raises no configuration error: the installation has checked everything.
     """
 
@@ -220,6 +221,7 @@ class Engine:
 
     def _apply(self, cmd: c.Command) -> None:
         """Check, resolve, apply and log one command (engine thread, between blocks)."""
+        self.decoder.wait()  # a command may touch a model: none may be decoding in the background
         sent = cmd  # keeps the sender's origin for a refusal
         reason = self.check(cmd)
         if reason is None:
@@ -325,6 +327,7 @@ class Engine:
         kept = [g for g in self.groups if not all(v.retired for v in g.voices)]
         for group in self.groups:
             if group not in kept:
+                self.decoder.forget(group)
                 log.info("model.released", model=group.name, voices=[v.name for v in group.voices])
         self.groups = kept
 

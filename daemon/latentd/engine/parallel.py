@@ -37,67 +37,101 @@ def draws_random(model: LoadedModel) -> bool:
         model.reset()
 
 
+def warn_random(groups: list[ModelGroup]) -> list[str]:
+    """Log ``decode.random_parallel`` when two or more models draw random numbers inside ``decode``
+    (their noise then depends on thread timing); returns those models' names."""
+    drawing = [g.name for g in groups if draws_random(g.model)]
+    if len(drawing) > 1:
+        log.warning(
+            "decode.random_parallel",
+            models=drawing,
+            note="these models draw random numbers inside decode and decode in parallel: their noise "
+            "is not repeatable from the seed (decode_threads = 1 makes it so)",
+        )
+    return drawing
+
+
 class ParallelDecoder:
-    """Fills model groups' FIFOs, decoding the groups that need audio at the same time.
+    """Fills model groups' FIFOs; with more than one thread, each model decodes one call ahead, in the
+    background, while the engine mixes and the other models decode.
+
+    Serial (``threads`` 1): a group decodes when its FIFO runs short, in the engine thread.
+
+    Parallel: when a group's FIFO, after this block, holds less than one call of audio, its next call's
+    input is prepared (engine thread: sources, morphs, at a block fixed by the FIFO's level alone) and
+    decoded by a worker thread; the engine waits for that call only when the FIFO needs its audio. A call
+    then has its whole duration of audio to finish, whatever the other models do. Inputs are prepared at
+    blocks that depend on the FIFO levels only, so the samples do not depend on thread timing (except the
+    noise of models that draw random numbers, see the module); a control change reaches a model's audio
+    one call later than in a serial decode.
 
     Args:
-        threads: decode calls running at once (1: serially, in the calling thread). The engine thread
-            runs one call itself, so ``threads - 1`` worker threads are started, on first use.
+        threads: decode calls running at once besides the engine thread's work (1: serially).
     """
 
     def __init__(self, threads: int = 1) -> None:
         self.threads = max(1, threads)
         self._pool: ThreadPoolExecutor | None = None
+        self._ahead: dict[ModelGroup, Future[np.ndarray]] = {}  # a group's call decoding in the background
 
     def fill(self, groups: list[ModelGroup], frames: int) -> None:
-        """Decode until every group in ``groups`` has at least ``frames`` samples per row ready.
+        """Make at least ``frames`` samples per row ready in every group of ``groups``.
 
         Raises:
-            Exception: what a group's decode raised (the first in group order), after every other
-                group's call has finished and been appended.
+            Exception: what a group's decode raised, in the engine thread (the other groups' calls
+                keep their results).
         """
-        while True:
-            due = [g for g in groups if g.available < frames]
-            if not due:
-                return
-            inputs = [g.prepare() for g in due]  # engine thread, in group order: sources and morphs
-            if self.threads == 1 or len(due) == 1:
-                for group, z in zip(due, inputs, strict=True):
-                    group.finish(group.run(z))
+        if self.threads == 1 and not self._ahead:
+            for group in groups:
+                group.fill(frames)
+            return
+        for group in groups:
+            ahead = self._ahead.get(group)
+            if ahead is not None and group.available < frames:
+                del self._ahead[group]
+                group.finish(ahead.result())
+            group.fill(frames)  # a call shorter than a block, or the first call: decoded here
+        if self.threads == 1:
+            return
+        for group in groups:
+            if group in self._ahead or group.available - frames >= group.chunk_samples:
                 continue
-            self._decode_together(due, inputs)
+            self._ahead[group] = self._workers().submit(group.run, group.prepare())
 
-    def _decode_together(self, due: list[ModelGroup], inputs: list[np.ndarray]) -> None:
+    def _workers(self) -> ThreadPoolExecutor:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="latentd-decode")
-        pool = self._pool
-        # The first `threads - 1` groups go to the workers, the rest run here meanwhile.
-        split = self.threads - 1
-        futures: list[Future[np.ndarray]] = [
-            pool.submit(g.run, z) for g, z in zip(due[:split], inputs[:split], strict=True)
-        ]
-        results: list[np.ndarray | BaseException] = []
-        here: list[np.ndarray | BaseException] = []
-        for group, z in zip(due[split:], inputs[split:], strict=True):
-            try:
-                here.append(group.run(z))
-            except Exception as exc:  # re-raised below, once every call has finished
-                here.append(exc)
-        for future in futures:
-            error = future.exception()
-            results.append(error if error is not None else future.result())
-        results += here
-        failed: BaseException | None = None
-        for group, result in zip(due, results, strict=True):
-            if isinstance(result, BaseException):
-                failed = failed or result
-            else:
-                group.finish(result)
-        if failed is not None:
-            raise failed
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="latentd-decode")
+        return self._pool
+
+    def wait(self) -> None:
+        """Wait until no call decodes in the background (before a command touches a model); the calls'
+        audio stays pending, so the FIFOs, and the samples, are as if nothing had waited."""
+        for future in list(self._ahead.values()):
+            future.exception()
+
+    def forget(self, group: ModelGroup) -> None:
+        """Drop ``group``'s call decoding ahead (the group is released), once it has finished."""
+        future = self._ahead.pop(group, None)
+        if future is not None:
+            future.exception()
+
+    def pending(self, group: ModelGroup) -> np.ndarray | None:
+        """The audio of ``group``'s call decoding ahead, not yet in its FIFO (waits for it); None if none.
+
+        A checkpoint of the engine keeps it: the call's sources have already been stepped.
+        """
+        future = self._ahead.get(group)
+        return None if future is None else future.result()
+
+    def set_pending(self, group: ModelGroup, audio: np.ndarray) -> None:
+        """Restore ``group``'s call decoding ahead from a checkpoint's :meth:`pending` audio."""
+        done: Future[np.ndarray] = Future()
+        done.set_result(audio)
+        self._ahead[group] = done
 
     def close(self) -> None:
         """Stop the worker threads (after their current call)."""
+        self.wait()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None

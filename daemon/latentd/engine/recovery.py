@@ -55,6 +55,7 @@ class DecodeRecovery:
         failures: failed decode calls since the group was made.
         episodes: failure episodes since the group was made.
         reloads: fresh copies swapped in.
+        last_error: the first line of the last failure's message.
     """
 
     def __init__(self, group_name: str, *, background: bool = True) -> None:
@@ -64,6 +65,7 @@ class DecodeRecovery:
         self.failures = 0
         self.episodes = 0
         self.reloads = 0
+        self.last_error = ""
         self._action = ""
         self._failed_calls = 0
         self._loading = False
@@ -73,10 +75,11 @@ class DecodeRecovery:
 
     def decode(self, group: ModelGroup, z: np.ndarray) -> np.ndarray:
         """Decode ``z`` with the group's model; silence while it fails or a fresh copy loads."""
-        if self._loading and not self._take_reload(group):
-            return self._silence(group, z)
-        if self.failing and self._action == "reload" and not self._loading:
-            # The reload failed: wait, then try again.
+        if self._loading:
+            if not self._take_reload(group):
+                return self._silence(group, z)
+        elif self.failing and self._action == "reload":
+            # The last reload failed, or its copy failed too: wait, then try again.
             self._retry_in -= 1
             if self._retry_in > 0:
                 return self._silence(group, z)
@@ -95,7 +98,8 @@ class DecodeRecovery:
     def _failed(self, group: ModelGroup, z: np.ndarray, exc: Exception) -> np.ndarray:
         self.failures += 1
         self._failed_calls += 1
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = _first_line(exc)
+        self.last_error = reason
         if not self.failing:
             self.failing = True
             self.episodes += 1
@@ -109,7 +113,7 @@ class DecodeRecovery:
                     voices=[v.name for v in group.voices],
                     reason=reason[:300],
                     action="re-prime impossible; reloading the model",
-                    reprime_error=str(prime_exc).splitlines()[0][:200],
+                    reprime_error=_first_line(prime_exc)[:200],
                 )
                 self._start_reload(group)
                 return self._silence(group, z)
@@ -200,6 +204,11 @@ class DecodeRecovery:
     @staticmethod
     def _silence(group: ModelGroup, z: np.ndarray) -> np.ndarray:
         return np.zeros((z.shape[0], group.info.n_channels, z.shape[2] * group.info.ratio), dtype=np.float32)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _reload(old: LoadedModel, batch: int, frames: int, *, guard_rng: bool) -> _Reloaded:

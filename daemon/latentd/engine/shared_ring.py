@@ -71,7 +71,7 @@ def remove_stale_segments(folder: Path = SHM_DIR) -> list[str]:
     Only names that carry a process id are considered, and only when that process no longer runs, so a
     live run's ring is never touched (nor another program's segments).
     """
-    removed = []
+    removed: list[str] = []
     try:
         entries = sorted(folder.glob(SEGMENT_PREFIX + "*"))
     except OSError:

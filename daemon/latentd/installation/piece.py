@@ -13,6 +13,7 @@ from pathlib import Path
 from latentd.config import Config, ConfigError, Problem
 from latentd.config.problems import MISSING
 from latentd.engine.callshape import CallShape, shape_for
+from latentd.engine.shape_cache import CACHE_NAME, ShapeCache
 from latentd.engine.voice import Voice
 from latentd.installation.layout import Layout
 from latentd.installation.models import (
@@ -77,6 +78,7 @@ def load_installation(
     seed: int | None = None,
     warm_up: bool = True,
     call_shapes: Mapping[str, tuple[int, int]] | None = None,
+    remeasure: bool = False,
 ) -> Installation:
     """Load and warm up every model of the piece, choose its call shape, then build its voices.
 
@@ -86,6 +88,8 @@ def load_installation(
         warm_up: run each model a few times first (its first calls are slow), and choose its call
             shape by measurement (``audio.batch_padding``, ``audio.decode_latency_ms``).
         call_shapes: model name → ``(batch, frames)`` to use instead of measuring (a replayed session's).
+        remeasure: measure every call shape again, and replace what this machine's shape cache
+            (``call-shapes.json`` beside the state file) held; otherwise a shape measured before is reused.
 
     Raises:
         ConfigError: every model that fails to load, or else every voice setting that does not fit its
@@ -101,6 +105,12 @@ def load_installation(
     frames_per_call: dict[str, int] = {}
     shapes: dict[str, CallShape] = {}
     audio = config.venue.audio
+    cache = ShapeCache(
+        config.state_file.parent / CACHE_NAME,
+        samplerate=audio.samplerate,
+        blocksize=audio.blocksize,
+        remeasure=remeasure,
+    )
     for name, spec in config.piece.models.items():
         key: str = f"models.{name}.path"
         value: object = str(spec.path)
@@ -128,6 +138,7 @@ def load_installation(
                 pad=audio.batch_padding,
                 measure=warm_up,
                 recorded=(call_shapes or {}).get(name),
+                cache=cache,
             )
             models[name] = model
             frames_per_call[name] = shape.frames

@@ -18,7 +18,7 @@ from latentd.installation.torchscript import save_module, script_module
 from latentd.modelkit.synth import CONDITIONING_KINDS, StreamingSynth, Synth, V1Export
 
 # Bump when the synth's sound or interface changes, so cached and demo files are rebuilt.
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 SPEC_FILE = "latentd_spec.json"
 FAULTS = ("nan", "wrong_shape")
 

@@ -27,9 +27,10 @@ from torch import Tensor, nn
 N_PARTIALS = 16
 MAX_BATCH = 64
 CONDITIONING_KINDS = {"pitch_class": 0, "octave": 1}
+# As vschaos2 labels them: the upper bound is exclusive (pitch_class 0..11, octave -3..3).
 CONDITIONING_LABELS = {
-    "pitch_class": "(signal) pitch_class label (0-11)",
-    "octave": "(signal) octave label (-3-3)",
+    "pitch_class": "(signal) pitch_class label (0-12)",
+    "octave": "(signal) octave label (-3-4)",
 }
 LATENT_NAMES = ("pitch", "brightness", "noise", "amplitude")
 # Stereo: the second channel is detuned by 7 cents for a little width.

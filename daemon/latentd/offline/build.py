@@ -7,8 +7,11 @@ every problem reported at once as a ``ConfigError``); then the engine, which nev
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from latentd.config import Config
 from latentd.engine.engine import Engine
+from latentd.engine.parallel import ParallelDecoder, warn_random
 from latentd.installation.piece import load_installation
 from latentd.runtime.process import configure_process
 
@@ -21,6 +24,9 @@ def build_engine(
     live_loads: bool = True,
     warm_up: bool = True,
     torch_threads: int | None = None,
+    call_shapes: Mapping[str, Sequence[int]] | None = None,
+    decode_threads: int | None = None,
+    remeasure: bool = False,
 ) -> Engine:
     """Apply the process settings, load the piece's models and build the engine at block 0.
 
@@ -34,12 +40,26 @@ def build_engine(
         warm_up: run each model a few times first, so the slow first calls never happen while playing.
         torch_threads: intra-op threads for decoding; defaults to the venue's ``audio.torch_threads``
             (replay passes the recorded count: another count may change the last bits of the audio).
+        call_shapes: model name → ``[batch, frames]`` decode call shape to use instead of measuring one
+            (replay passes the recorded shapes: another shape may change the last bits of the audio).
+        decode_threads: models decoded at once; defaults to the venue's ``audio.decode_threads``.
+        remeasure: measure each call shape again and replace this machine's cached one
+            (``latentd check --remeasure``); otherwise a shape measured before on this machine is reused.
 
     Raises:
         ConfigError: a model cannot be loaded or does not fit the piece (every problem at once).
     """
     configure_process(config.venue.audio.torch_threads if torch_threads is None else torch_threads)
-    installation = load_installation(config, seed=seed, warm_up=warm_up)
+    recorded = {name: (int(s[0]), int(s[1])) for name, s in (call_shapes or {}).items()}
+    installation = load_installation(
+        config, seed=seed, warm_up=warm_up, call_shapes=recorded, remeasure=remeasure
+    )
     if fade_in_s is None:
-        return Engine(installation, live_loads=live_loads)
-    return Engine(installation, fade_in_s=fade_in_s, live_loads=live_loads)
+        engine = Engine(installation, live_loads=live_loads)
+    else:
+        engine = Engine(installation, fade_in_s=fade_in_s, live_loads=live_loads)
+    if decode_threads is not None and decode_threads != engine.decoder.threads:
+        engine.decoder = ParallelDecoder(decode_threads)
+    if engine.decoder.threads > 1:
+        warn_random(engine.groups)
+    return engine

@@ -52,6 +52,7 @@ def render_to_file(
     *,
     stop_block: int,
     start_block: int = 0,
+    skip_frames: int = 0,
     frames: int | None = None,
     before_block: Callable[[int], None] | None = None,
     progress: bool = False,
@@ -59,10 +60,11 @@ def render_to_file(
     """Run the engine from its current block to ``stop_block`` and write the blocks from ``start_block`` on.
 
     Args:
-        engine: an engine at block 0, used by this thread only.
+        engine: the engine (at block 0, or restored from a checkpoint), used by this thread only.
         output: the file to write (.wav, .w64, .rf64, .flac); its folder is created.
         stop_block: the block index the loop stops before.
         start_block: blocks before it are rendered (the engine's state depends on them) but not written.
+        skip_frames: frames of ``start_block`` (and on) left out too: the file starts this far into it.
         frames: write at most this many frames (the last block is cut); default: every written block.
         before_block: called with each block's index right before the engine renders it (replay submits
             the commands logged at that block here).
@@ -71,7 +73,7 @@ def render_to_file(
     Raises:
         ValueError: the file's extension is not a known audio format.
     """
-    limit = (stop_block - start_block) * engine.blocksize if frames is None else frames
+    limit = (stop_block - start_block) * engine.blocksize - skip_frames if frames is None else frames
     fmt, subtype = file_format(output, engine.n_channels, limit)
     output.parent.mkdir(parents=True, exist_ok=True)
     peak = np.zeros(engine.n_channels)
@@ -82,13 +84,15 @@ def render_to_file(
         sf.SoundFile(output, "w", engine.samplerate, engine.n_channels, subtype=subtype, format=fmt) as f,
         tqdm(total=stop_block, disable=not progress, unit="block", desc="render", leave=False) as bar,
     ):
-        for index in range(stop_block):
+        for index in range(engine.counters.blocks, stop_block):
             if before_block is not None:
                 before_block(index)
             audio = engine.next_block()
             bar.update(1)
             if index < start_block:
                 continue
+            if skip_frames:
+                audio, skip_frames = audio[:, skip_frames:], max(0, skip_frames - audio.shape[1])
             block = audio[:, : limit - written]
             f.write(block.T)
             written += block.shape[1]

@@ -143,6 +143,9 @@ class JackOutput:
             )
         if not client_name or len(client_name) > jack.client_name_size() - 1:
             raise ValueError(f"{where}: client name must have 1..{jack.client_name_size() - 1} characters")
+        if client_name == (server_name or "default"):
+            # The client's socket would replace the server's: the server stops answering everyone.
+            raise ValueError(f"{where}: the client name must differ from the server's name")
         names = list(port_names)
         if len(names) != n:
             raise ValueError(f"{where}: {len(names)} port names given for a ring of {n} channels")

@@ -12,12 +12,14 @@ that lives as long as the server (the main thread).
 """
 
 import ctypes
+import itertools
 import os
 import shutil
 import signal
 import subprocess
-import tempfile
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +31,8 @@ DRIVERS = ("dummy", "alsa")
 _PROBE_INTERVAL_S = 0.05
 _BANNER = ("jackdmp", "Copyright", "under certain conditions", "This is free software")
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_TAIL_LINES = 200  # lines of jackd's output kept for error messages
+_LINE_BYTES = 4096
 
 
 class JackServerError(RuntimeError):
@@ -84,7 +88,8 @@ class JackServer:
         self.playback_channels = playback_channels
         self.realtime = realtime
         self._proc: subprocess.Popen[bytes] | None = None
-        self._output: IO[bytes] | None = None
+        self._tail: deque[bytes] = deque(maxlen=_TAIL_LINES)
+        self._reader: threading.Thread | None = None
 
     def command(self) -> list[str]:
         """The jackd command line this server runs."""
@@ -127,22 +132,31 @@ class JackServer:
                 f"a JACK server named {self.name!r} is already running ({describe_holders(self.name)}); "
                 "stop it or pick another name"
             )
-        # A file, not a pipe: a pipe nobody reads would block jackd once it fills (weeks of xrun lines).
-        self._output = tempfile.TemporaryFile(prefix=f"jackd-{self.name}-")  # noqa: SIM115 - closed by _reap()
         self._proc = subprocess.Popen(
             self.command(),
             stdin=subprocess.DEVNULL,
-            stdout=self._output,
+            stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env={**os.environ, "JACK_NO_AUDIO_RESERVATION": "1"},
             preexec_fn=_end_with_parent(),
+            # Its own process group: a Ctrl-C or a closed terminal reaches latentd, which stops jackd
+            # after its client, in order.
+            process_group=0,
         )
+        # A thread drains the pipe for as long as jackd runs (a full pipe would block jackd: weeks of xrun
+        # lines) and keeps only its last lines; no file, so a read-only /tmp does not matter.
+        self._tail.clear()
+        assert self._proc.stdout is not None
+        self._reader = threading.Thread(
+            target=_drain, args=(self._proc.stdout, self._tail), name=f"jackd-{self.name}-output", daemon=True
+        )
+        self._reader.start()
         deadline = time.monotonic() + timeout_s
         while True:
             if self._proc.poll() is not None:
                 code = self._proc.returncode
+                self._reap()  # its output ends with the process: all of it is read
                 output = self.output()
-                self._reap()
                 raise JackServerError(
                     f"jackd {self.name!r} exited with code {code} while starting: "
                     f"{' '.join(self.command())}\n{output}"
@@ -150,8 +164,8 @@ class JackServer:
             if self._answers():
                 return
             if time.monotonic() > deadline:
-                output = self.output()
                 self.stop()
+                output = self.output()
                 raise JackServerError(
                     f"jackd {self.name!r} did not accept clients within {timeout_s} s\n{output}"
                 )
@@ -160,17 +174,17 @@ class JackServer:
     def _answers(self) -> bool:
         """True if a server of this name accepts a client now."""
         try:
-            open_client("latentd-probe", self.name).close()
+            # Never the server's own name: a client of that name takes over the server's socket.
+            open_client(
+                "latentd-probe" if self.name != "latentd-probe" else "latentd-probe-2", self.name
+            ).close()
         except JackOutputError:
             return False
         return True
 
     def output(self, max_chars: int = 4000) -> str:
-        """The end of jackd's combined stdout/stderr while it runs (for error messages)."""
-        if self._output is None:
-            return ""
-        self._output.seek(0)
-        lines = self._output.read().decode(errors="replace").splitlines()
+        """The end of jackd's combined stdout/stderr (for error messages); kept after it stops."""
+        lines = [line.decode(errors="replace").rstrip("\n") for line in list(self._tail)]
         text = "\n".join(line for line in lines if not line.startswith(_BANNER))
         return text[-max_chars:]
 
@@ -204,9 +218,9 @@ class JackServer:
         proc, self._proc = self._proc, None
         if proc is not None:
             proc.wait()
-        if self._output is not None:
-            self._output.close()
-            self._output = None
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.join(1.0)  # jackd has exited: its output ends
 
     def __enter__(self) -> "JackServer":
         self.start()
@@ -216,6 +230,13 @@ class JackServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def _drain(stream: IO[bytes], tail: deque[bytes]) -> None:
+    """Read jackd's output until it ends, keeping the last lines in ``tail``; close the stream."""
+    with stream:
+        for line in iter(lambda: stream.readline(_LINE_BYTES), b""):
+            tail.append(line)
 
 
 def _end_with_parent() -> Callable[[], None] | None:
@@ -253,11 +274,10 @@ def jackd_pids(name: str) -> list[int]:
         args = [a.decode(errors="replace") for a in argv[1:]]
         if "-d" in args:  # server options only: after -d come the driver's (alsa's -n is its periods)
             args = args[: args.index("-d")]
-        for i, arg in enumerate(args):
-            if arg in ("-n", "--name") and i + 1 < len(args) and args[i + 1] == name:
-                found.append(int(entry.name))
-            elif arg.startswith("--name=") and arg.split("=", 1)[1] == name:
-                found.append(int(entry.name))
+        names = {value for option, value in itertools.pairwise(args) if option in ("-n", "--name")}
+        names.update(arg.split("=", 1)[1] for arg in args if arg.startswith("--name="))
+        if name in names:
+            found.append(int(entry.name))
     return sorted(found)
 
 

@@ -22,8 +22,12 @@ Wiring (``latentd run``)::
     ...
     recorder.close()  # in shutdown, before the engine worker stops
 
-Replay alignment: a session records engine blocks ``start_block`` .. ``stop_block - 1``; the command log
-holds every command applied since engine block 0, so ``latentd replay`` can render from block 0 and cut.
+Replay alignment: a session records engine blocks ``start_block`` .. ``stop_block - 1``. Each segment
+begins with a checkpoint the engine worker takes right before the segment's first block (after its
+commands): ``latentd replay`` restores it and renders on with the session's command log, so a segment
+replays alone and starting a recording costs the same on any day (it writes a checkpoint, not the
+history). Every applied command also streams to ``commands.jsonl`` beside the session folders (rotated
+by size): the engine itself keeps only a short tail.
 """
 
 from __future__ import annotations
@@ -44,11 +48,12 @@ import structlog
 
 from latentd.config import Config
 from latentd.engine import commands as c
+from latentd.engine.checkpoint import Checkpoint, capture
 from latentd.engine.engine import Engine
 from latentd.engine.ring import BlockRing
-from latentd.engine.snapshot import CommandLogView
 from latentd.recording.config import RecordingConfig
-from latentd.recording.session import config_hash, sha256_file
+from latentd.recording.segments import segment_frames
+from latentd.recording.session import CommandJournal, config_hash, sha256_file
 from latentd.recording.session_file import ModelFile, SessionStatic
 from latentd.recording.writer import SessionWriter
 
@@ -57,6 +62,7 @@ log = structlog.get_logger("latentd.recorder")
 POLL_S = 0.02  # the writer looks for new blocks this often; the ring holds seconds, so this is plenty
 STOP_AT_END = math.inf  # a stop event that waits for every block already in the ring
 _NEEDS_SNAPSHOT = ("start", "latent")  # events read in the snapshot published after their block
+RECENT_COMMANDS = 64  # commands of the current block kept for a start in that block (bounded)
 
 
 class DiskUsage(NamedTuple):
@@ -68,28 +74,9 @@ class DiskUsage(NamedTuple):
 
 
 class _Event(NamedTuple):
-    kind: str  # "start", "stop", "command", "latent"
+    kind: str  # "start", "stop", "command", "latent", "checkpoint"
     block: float  # applies before this engine block
     data: Any
-
-
-def _history_before(
-    log_view: CommandLogView, start_block: int, command: c.Command
-) -> list[tuple[int, c.Command]]:
-    """The log entries applied before ``command`` (logged at ``start_block``, after its handler ran).
-
-    Searched from the end: only the entries of ``start_block`` and later are looked at. When the command
-    is not in the view (the engine stopped before publishing it), every published entry is taken.
-    """
-    i = len(log_view)
-    while i > 0:
-        block, cmd = log_view[i - 1]
-        if block < start_block:
-            break
-        if block == start_block and (cmd is command or cmd == command):
-            return list(log_view[: i - 1])
-        i -= 1
-    return list(log_view)
 
 
 class Recorder:
@@ -130,6 +117,18 @@ class Recorder:
         self._thread = threading.Thread(target=self._run, name="latentd-recorder", daemon=True)
         self._pending: deque[_Event] = deque()
         self._busy = False  # the writer is between taking work and finishing it
+        # Engine-worker side of the checkpoints: where the session started, the frame where the segment
+        # of the last checkpoint begins, and the block of the next one (a rotation).
+        self.segment_frames = segment_frames(
+            config, static.samplerate, static.blocksize, len(static.speakers)
+        )
+        self._start_block = 0
+        self._checkpoint_frame = 0
+        self._next_checkpoint = -1
+        self._resume_wanted = False  # set by the writer thread: a checkpoint at the next block
+        self._model_attributes: dict[str, dict[str, float | str]] = {}  # model → attribute → value
+        self._recent: deque[tuple[int, c.Command]] = deque(maxlen=RECENT_COMMANDS)
+        self.journal = CommandJournal(self.folder)
         self.writer = SessionWriter(
             config,
             self.folder,
@@ -140,6 +139,7 @@ class Recorder:
             ring_dropped=lambda: self.ring_dropped,
             stop_taking=self._stop_taking,
             voice_rate_hz=self._voice_rate_hz,
+            request_checkpoint=self._request_checkpoint,
         )
         self.error: BaseException | None = None
 
@@ -149,6 +149,7 @@ class Recorder:
         self.engine.block_listeners.append(self.on_block)
         self.engine.latent_listeners.append(self.on_latent)
         self.engine.command_listeners.append(self.on_command)
+        self.engine.block_start_listeners.append(self.on_block_start)
         self.engine.handlers[c.StartRecording] = self.start_from_command
         self.engine.handlers[c.StopRecording] = self.stop_from_command
         self._thread.start()
@@ -163,8 +164,28 @@ class Recorder:
 
     @property
     def recording(self) -> bool:
-        """True while blocks are being taken (also while paused at the disk floor, waiting for space)."""
-        return self._active
+        """True while a session is being written (False while paused, stopped or failed)."""
+        return self._active and self.error is None and self.writer.paused is None
+
+    def status(self) -> dict[str, Any]:
+        """The recorder for ``/status``, JSON-ready (any thread).
+
+        ``state`` is ``"recording"``, ``"paused"`` (``reason`` says why; it resumes by itself in a new
+        segment), ``"off"``, or ``"failed"`` (the writer stopped after an internal error: ``reason``).
+        """
+        if self.error is not None:
+            return {"state": "failed", "reason": f"{type(self.error).__name__}: {self.error}"}
+        session = self.writer.session
+        if not self._active and session is None:
+            return {"state": "off"}
+        paused = self.writer.paused
+        out: dict[str, Any] = {"state": "recording" if paused is None else "paused"}
+        if paused is not None:
+            out["reason"] = paused
+        if session is not None:
+            out["session"] = session.folder.name
+            out["segments"] = len(session.audio.segments)
+        return out
 
     @property
     def dropped_blocks(self) -> int:
@@ -191,18 +212,60 @@ class Recorder:
             self._events.put_nowait(_Event("latent", block_index, (voice, z.copy())))
 
     def on_command(self, block_index: int, command: c.Command) -> None:
-        """Engine worker, every applied command: queue it for the command log."""
+        """Engine worker, every applied command: queue it for the command logs."""
+        if isinstance(command, c.SetModelAttribute):
+            model = self.engine.voice_models.get(command.voice)
+            if model is not None:
+                self._model_attributes.setdefault(model, {})[command.attribute] = command.value
         self._events.put_nowait(_Event("command", block_index, command))
+
+    def on_block_start(self, block_index: int) -> None:
+        """Engine worker, before each block (its commands applied): take a checkpoint where one is due.
+
+        Due at a session's first block, at the block holding each segment boundary, and at the next
+        block after the writer asked to resume. Copies memory only; a failure is logged and the
+        segment goes without (replay then starts from an earlier checkpoint).
+        """
+        if not self._active:
+            return
+        opens = True  # a start's or a resume's checkpoint opens a segment; a rotation's waits for it
+        if self._resume_wanted:
+            self._resume_wanted = False
+            self._checkpoint_frame = (block_index - self._start_block) * self.static.blocksize
+        elif block_index != self._next_checkpoint:
+            return
+        else:
+            opens = self._checkpoint_frame == 0
+        checkpoint: Checkpoint | None
+        try:
+            checkpoint = capture(self.engine, self._model_attributes)
+        except Exception:  # the engine plays on whatever a checkpoint meets
+            log.exception("recording.checkpoint_failed", block=block_index)
+            checkpoint = None
+        self._events.put_nowait(_Event("checkpoint", block_index, (checkpoint, opens)))
+        self._checkpoint_frame += self.segment_frames
+        self._next_checkpoint = self._start_block + self._checkpoint_frame // self.static.blocksize
 
     def start_from_command(self, command: c.Command) -> None:
         """Engine worker: a StartRecording is applied; the block about to be rendered is the first recorded.
 
         The published snapshot's ``block`` is that block (it is published after every block, and commands
-        are applied before the next one). Seeds and the command history are read by the writer thread
-        from the snapshot published after this block.
+        are applied before the next one). Seeds are read by the writer thread from the snapshot published
+        after this block; the session's first checkpoint is taken before the block is rendered.
+
+        Raises:
+            ValueError: the writer has stopped after an internal error (the start is refused, not lost).
         """
         assert isinstance(command, c.StartRecording)
-        self._events.put_nowait(_Event("start", self.engine.snapshot.block, command))
+        if self.error is not None or not self._thread.is_alive():
+            reason = f"{type(self.error).__name__}: {self.error}" if self.error else "it is not running"
+            raise ValueError(f"recording is not available: the recorder's writer has stopped ({reason})")
+        block = self.engine.snapshot.block
+        self._events.put_nowait(_Event("start", block, command))
+        self._start_block = block
+        self._checkpoint_frame = 0
+        self._next_checkpoint = block
+        self._resume_wanted = False
         self._active = True
 
     def stop_from_command(self, command: c.Command) -> None:
@@ -213,6 +276,9 @@ class Recorder:
 
     def _stop_taking(self) -> None:
         self._active = False
+
+    def _request_checkpoint(self) -> None:
+        self._resume_wanted = True
 
     def _voice_rate_hz(self, voice: str) -> float | None:
         state = self.engine.snapshot.voices.get(voice)
@@ -251,11 +317,15 @@ class Recorder:
         except BaseException as exc:  # the engine plays on; the error is reported and kept
             self.error = exc
             self._active = False
-            log.exception("recording.failed", folder=str(self.folder))
+            log.exception(
+                "recording.failed", folder=str(self.folder), action="recording is off until restart"
+            )
             try:
                 self.writer.finish(None, "error")
             except Exception:
                 log.exception("recording.close_failed", folder=str(self.folder))
+        finally:
+            self.journal.close()
 
     def _drain(self, quitting: bool) -> None:
         """Handle the blocks and events taken so far, in block order."""
@@ -281,6 +351,11 @@ class Recorder:
                 return  # its block is still being rendered: next round
             self._handle(pending.popleft())
 
+    def _journal(self, block: int, command: c.Command) -> None:
+        """Every applied command to the journal beside the sessions; the latest ones kept for a start."""
+        self.journal.write(block, command, time.monotonic())
+        self._recent.append((block, command))
+
     def _handle(self, event: _Event) -> None:
         writer = self.writer
         session = writer.session
@@ -290,18 +365,24 @@ class Recorder:
                 writer.finish(block, "restarted")
             snapshot = self.engine.snapshot
             seeds = {name: int(v.seed) for name, v in snapshot.voices.items()}
-            history = _history_before(snapshot.command_log, block, event.data)
-            writer.start(block, event.data.label, seeds, history)
+            earlier = [(b, cmd) for b, cmd in self._recent if b == block]
+            writer.start(block, event.data.label, seeds, earlier)
         elif event.kind == "stop":
             reason, command = event.data
             stop_block = None if event.block == STOP_AT_END else int(event.block)
             if command is not None:
+                self._journal(int(event.block), command)
                 writer.command(int(event.block), command)
             writer.finish(stop_block, reason)
+        elif event.kind == "command":
+            self._journal(int(event.block), event.data)
+            if session is not None and event.block >= session.start_block:
+                writer.command(int(event.block), event.data)
         elif session is None or event.block < session.start_block:
             return
-        elif event.kind == "command":
-            writer.command(int(event.block), event.data)
+        elif event.kind == "checkpoint":
+            checkpoint, opens = event.data
+            writer.checkpoint(int(event.block), checkpoint, opens=opens)
         elif event.kind == "latent":
             voice, z = event.data
             writer.latent(voice, z)
@@ -333,6 +414,8 @@ def session_static(engine: Engine, config: Config) -> SessionStatic:
         torch_threads=config.venue.audio.torch_threads,
         fade_in_s=float(fade),
         latent_rates=rates,
+        call_shapes={name: shape.to_json() for name, shape in inst.call_shapes.items()},
+        decode_threads=config.venue.audio.decode_threads,
     )
 
 

@@ -29,7 +29,7 @@ FORMATS = {
     "flac": ("FLAC", ".flac"),
 }
 SUBTYPES = {"float32": ("FLOAT", 4), "pcm24": ("PCM_24", 3)}
-WRITE_ERRORS = (OSError, sf.SoundFileError, RuntimeError)  # what a full or failing disk raises
+WRITE_ERRORS: tuple[type[BaseException], ...] = (OSError, sf.SoundFileError, RuntimeError)  # a full disk
 
 
 def segment_frames(config: RecordingConfig, samplerate: int, blocksize: int, n_channels: int) -> int:
@@ -119,15 +119,41 @@ class SegmentFiles:
         fsync_dir(self.folder)
         return segment
 
-    def close(self) -> None:
-        """Close the current segment, if one is open (errors are logged: the file is as good as it gets)."""
+    def close(self, quiet: bool = False) -> None:
+        """Close the current segment, if one is open (the file is as good as it gets).
+
+        An error is logged, unless ``quiet`` (a write error has paused recording and said why).
+        """
         seg = self.current
         if seg is not None and seg.file is not None:
             try:
                 seg.file.close()
             except WRITE_ERRORS as exc:
-                log.error("recording.close_failed", file=str(seg.path), error=str(exc))
+                if not quiet:
+                    log.error("recording.close_failed", file=str(seg.path), error=str(exc))
             seg.file = None
+
+    def settle(self) -> None:
+        """After a write error: close the last segment and count the frames its file really holds.
+
+        A write the disk refused part-way may have left part of a block; what reads back is what the
+        segment holds (``session.json`` must not claim more, or less).
+        """
+        self.close(quiet=True)
+        if not self.segments:
+            return
+        seg = self.segments[-1]
+        try:
+            with sf.SoundFile(seg.path) as f:
+                n = 0
+                while True:
+                    got = len(f.read(65536, dtype="float32", always_2d=True))
+                    if got == 0:
+                        break
+                    n += got
+        except (sf.LibsndfileError, RuntimeError, OSError):
+            return  # unreadable: keep the count of the writes that succeeded
+        seg.frames = n
 
     def write(self, index: int, frames: np.ndarray, rotated: Callable[[], None]) -> None:
         """Append ``frames`` (frames × channels) of engine block ``index``; rotate exactly at the boundary.

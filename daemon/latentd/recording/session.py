@@ -16,10 +16,12 @@ Session folder layout::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -30,6 +32,7 @@ import structlog
 from latentd.atomic import open_atomic
 from latentd.audiofile import set_header_auto
 from latentd.engine.commands import Command
+from latentd.recording.segments import WRITE_ERRORS
 
 log = structlog.get_logger("latentd.recorder")
 
@@ -93,10 +96,9 @@ class CommandLog:
             try:
                 self.sync()
             finally:
-                try:
+                # A buffered line the disk refused: sync has raised already, or the kernel has it.
+                with contextlib.suppress(OSError):
                     self._file.close()
-                except OSError:
-                    pass  # a buffered line the disk refused: sync has raised already or the kernel has it
 
 
 def command_line(block: int, command: Command) -> str:
@@ -149,7 +151,9 @@ class CommandJournal:
         except OSError as exc:
             self.lost += 1
             if self._failed_at is None:
-                log.error("commands.journal_failed", file=str(self.path), error=str(exc), retry_s=self.retry_s)
+                log.error(
+                    "commands.journal_failed", file=str(self.path), error=str(exc), retry_s=self.retry_s
+                )
             self._failed_at = now
             self.close()
 
@@ -168,10 +172,8 @@ class CommandJournal:
     def close(self) -> None:
         """Close the file (the next write opens it again)."""
         if self._file is not None:
-            try:
+            with contextlib.suppress(OSError):  # what the kernel took is on disk; the rest is lost
                 self._file.close()
-            except OSError:
-                pass  # what the kernel took is on disk; the rest is counted as lost
             self._file = None
 
 
@@ -222,11 +224,14 @@ class LatentRecording:
         self.frames += z.shape[1]
 
     def flush(self) -> None:
-        """Push what was written to the disk."""
-        self._file.flush()
+        """Push what was written to the disk (nothing once closed)."""
+        if not self._file.closed:
+            self._file.flush()
 
     def save_npy(self) -> None:
-        """(Re)write ``<voice>.npy`` with every frame so far."""
+        """(Re)write ``<voice>.npy`` with every frame so far (closing wrote it last)."""
+        if self._file.closed:
+            return
         self._file.flush()
         with sf.SoundFile(self.wav_path) as f:
             data = f.read(self.frames, dtype="float32", always_2d=True)
@@ -236,5 +241,76 @@ class LatentRecording:
     def close(self) -> None:
         """Write the .npy and close the WAV."""
         if not self._file.closed:
-            self.save_npy()
-            self._file.close()
+            try:
+                self.save_npy()
+            finally:
+                # The WAV holds what the disk took; save_npy has raised the error already.
+                with contextlib.suppress(*WRITE_ERRORS):
+                    self._file.close()
+
+
+class SessionLatents:
+    """The latent files of one session, by voice.
+
+    A voice gets a new file pair (``<voice>.<n>``) when its latent size changes (a model swap) or after
+    a pause; the earlier pairs stay listed as ``<voice>#<n>`` and are finished with the others.
+
+    Args:
+        folder: The session folder.
+        rates: Voice → header rate of its first latent WAV.
+        live_rate_hz: The latent rate of a voice's current model (for the pair of a swapped voice).
+    """
+
+    def __init__(
+        self, folder: Path, rates: dict[str, int], live_rate_hz: Callable[[str], float | None]
+    ) -> None:
+        self.folder = folder
+        self.rates = rates
+        self.live_rate_hz = live_rate_hz
+        self.files: dict[str, LatentRecording] = {}
+
+    def write(self, voice: str, z: np.ndarray) -> None:
+        """Append z [latent_size, n_frames] to the voice's pair (a new pair when its size changed).
+
+        Raises:
+            OSError, soundfile.SoundFileError, RuntimeError: the disk refused it.
+        """
+        rec = self.files.get(voice)
+        if rec is not None and rec.latent_size != z.shape[0]:
+            self.retire(voice)
+            rec = None
+        if rec is None:
+            n = sum(1 for key in self.files if key.startswith(f"{voice}#")) + 1
+            name = voice if n == 1 else f"{voice}.{n}"
+            live = self.live_rate_hz(voice) if n > 1 else None
+            rate = max(1, int(live)) if live is not None else self.rates.get(voice, 1)
+            rec = self.files[voice] = LatentRecording(self.folder, name, z.shape[0], rate)
+        rec.write(z)
+
+    def retire(self, voice: str) -> None:
+        """Keep a voice's pair as ``<voice>#<n>``: its next latents go into a new pair."""
+        rec = self.files.pop(voice)
+        n = sum(1 for key in self.files if key.startswith(f"{voice}#")) + 1
+        self.files[f"{voice}#{n}"] = rec
+
+    def close(self, retire: bool = False) -> list[tuple[str, BaseException]]:
+        """Finish every pair (``retire``: the next latents go into new pairs); the errors met, by voice."""
+        errors: list[tuple[str, BaseException]] = []
+        for voice in list(self.files):
+            try:
+                self.files[voice].close()
+            except WRITE_ERRORS as exc:
+                errors.append((voice, exc))
+            if retire and "#" not in voice:
+                self.retire(voice)
+        return errors
+
+    def flush(self) -> None:
+        """Push what was written to the disk."""
+        for rec in self.files.values():
+            rec.flush()
+
+    def save_npy(self) -> None:
+        """(Re)write every open pair's ``.npy``."""
+        for rec in self.files.values():
+            rec.save_npy()

@@ -47,6 +47,8 @@ class SessionStatic:
     torch_threads: int
     fade_in_s: float
     latent_rates: dict[str, int] = field(default_factory=dict)
+    call_shapes: dict[str, list[int]] = field(default_factory=dict)  # model → [batch, frames]
+    decode_threads: int = 1
 
     def to_json(self) -> dict[str, Any]:
         """The installation's part of ``session.json``."""
@@ -64,6 +66,8 @@ class SessionStatic:
             "speakers": self.speakers,
             "torch_threads": self.torch_threads,
             "fade_in_s": self.fade_in_s,
+            "call_shapes": self.call_shapes,
+            "decode_threads": self.decode_threads,
         }
 
     @classmethod
@@ -85,6 +89,10 @@ class SessionStatic:
             speakers=[str(s) for s in data.get("speakers", [])],
             torch_threads=int(data.get("torch_threads", 0)),
             fade_in_s=float(data["fade_in_s"]),
+            call_shapes={
+                str(name): [int(v) for v in shape] for name, shape in data.get("call_shapes", {}).items()
+            },
+            decode_threads=int(data.get("decode_threads", 1)),
         )
 
 

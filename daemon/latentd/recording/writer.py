@@ -1,15 +1,20 @@
-"""Writing one session at a time: its folder, audio segments, latents, command log and ``session.json``.
+"""One session at a time: its folder, audio segments, checkpoints, latents, commands, ``session.json``.
 
 Runs in the recorder's writer thread only (see :mod:`latentd.recording.recorder` for the threads). Every
-``flush_s`` of audio the files are synced, so at most that much is lost to a power cut; every second of
-audio the free space is checked against the floor, where recording pauses (or stops) and playback goes on.
+``flush_s`` of audio the files are synced and ``session.json`` follows within a second or two, so it
+describes what is on disk (a kill loses at most that; ``latentd recover`` fixes the rest).
+
+A recorder never lies: a write error (disk full, folder not writable) or free space below the floor
+pauses recording with one log line, ``session.json`` and the recorder's status say "paused" and why, and
+every second of audio the writer looks whether the cause is gone. When it is, the engine takes a
+checkpoint at its next block and recording goes on in a new segment that begins there.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,16 +22,20 @@ from typing import Any
 import numpy as np
 import structlog
 
-from latentd.atomic import write_json_atomic
+from latentd.atomic import open_atomic, write_json_atomic
 from latentd.engine import commands as c
+from latentd.engine.checkpoint import Checkpoint
 from latentd.recording.config import RecordingConfig
-from latentd.recording.segments import WRITE_ERRORS, SegmentFiles
-from latentd.recording.session import CommandLog, LatentRecording, copy_configs
+from latentd.recording.disk import below_floor, existing, explain, probe
+from latentd.recording.segments import WRITE_ERRORS, Segment, SegmentFiles
+from latentd.recording.session import COMMANDS_FILE, CommandLog, SessionLatents, copy_configs
 from latentd.recording.session_file import SESSION_FILE, LatentFiles, SessionInfo, SessionStatic
 
 log = structlog.get_logger("latentd.recorder")
 
-DISK_CHECK_S = 1.0  # free space is checked after every second of audio
+DISK_CHECK_S = 1.0  # free space (and, while paused, writability) is checked after every second of audio
+JSON_EVERY_S = 1.0  # session.json follows the synced files this often (seconds of audio)
+CHECKPOINT_SUFFIX = ".checkpoint"
 
 
 @dataclass
@@ -36,9 +45,11 @@ class _Session:
     start_block: int
     started_utc: str
     voice_seeds: dict[str, int]
-    commands: CommandLog
     audio: SegmentFiles
-    latents: dict[str, LatentRecording] = field(default_factory=dict)
+    latents: SessionLatents
+    commands: CommandLog | None = None
+    made: bool = False  # the folder, config copies and command log exist
+    open_wanted: bool = False  # a segment opens at the next checkpoint (after a start or a resume)
     next_block: int = 0  # the block expected next (a jump means dropped blocks)
     dropped_blocks: int = 0
     paused_blocks: int = 0
@@ -70,6 +81,7 @@ class SessionWriter:
         ring_dropped: Blocks the recorder's ring has refused so far (stored in ``session.json``).
         stop_taking: Called when the disk floor ends recording: the engine stops handing blocks over.
         voice_rate_hz: The latent rate of a voice's current model (for the latent file of a swapped voice).
+        request_checkpoint: Asks the engine for a checkpoint at its next block (recording resumes there).
     """
 
     def __init__(
@@ -84,6 +96,7 @@ class SessionWriter:
         ring_dropped: Callable[[], int],
         stop_taking: Callable[[], None],
         voice_rate_hz: Callable[[str], float | None],
+        request_checkpoint: Callable[[], None] = lambda: None,
     ) -> None:
         self.config = config
         self.folder = folder
@@ -94,13 +107,16 @@ class SessionWriter:
         self.ring_dropped = ring_dropped
         self.stop_taking = stop_taking
         self.voice_rate_hz = voice_rate_hz
+        self.request_checkpoint = request_checkpoint
         self.samplerate = static.samplerate
         self.blocksize = static.blocksize
         self.sessions: list[Path] = []  # session folders made so far
         self.session: _Session | None = None
-        self.paused = False
+        self.paused: str | None = None  # why recording is paused; None while writing
+        self._pending: Checkpoint | None = None  # the latest checkpoint not yet given to a segment
         self._since_check = 0
         self._since_flush = 0
+        self._since_json = 0
 
     # ------------------------------------------------------------------ events
     def start(
@@ -108,25 +124,23 @@ class SessionWriter:
         start_block: int,
         label: str,
         voice_seeds: dict[str, int],
-        history: Iterable[tuple[int, c.Command]],
+        earlier: Iterable[tuple[int, c.Command]] = (),
     ) -> None:
-        """Open a session whose first frame is engine block ``start_block``; ``history`` starts its log."""
+        """Begin a session whose first frame is engine block ``start_block``.
+
+        ``earlier`` are the commands of ``start_block`` applied before the start (they open the log).
+        The first segment opens with the engine's checkpoint of ``start_block`` (:meth:`checkpoint`).
+        """
         started = self.now()
         parts = [_safe(self.static.piece), _safe(self.static.venue), _utc(started)]
         if label:
             parts.append(_safe(label))
         base = "_".join(parts)
-        self.folder.mkdir(parents=True, exist_ok=True)
         folder = self.folder / base
         n = 2
         while folder.exists():
             folder = self.folder / f"{base}-{n}"
             n += 1
-        folder.mkdir()
-        copy_configs(self.static.venue_path, self.static.piece_file, folder)
-        commands = CommandLog(folder / "commands.jsonl")
-        for block, cmd in history:
-            commands.write(block, cmd)
         audio = SegmentFiles(
             self.config,
             folder,
@@ -135,106 +149,120 @@ class SessionWriter:
             blocksize=self.blocksize,
             n_channels=len(self.static.speakers),
         )
-        self.session = _Session(
+        session = self.session = _Session(
             folder=folder,
             label=label,
             start_block=start_block,
             started_utc=started.astimezone(UTC).isoformat(),
             voice_seeds=voice_seeds,
-            commands=commands,
             audio=audio,
+            latents=SessionLatents(folder, self.static.latent_rates, self.voice_rate_hz),
             next_block=start_block,
         )
-        self.sessions.append(folder)
-        self.paused = False
-        self._since_check = self._since_flush = 0
+        self.paused = None
+        self._since_check = self._since_flush = self._since_json = 0
+        try:
+            self._make_folder(session, list(earlier))
+        except WRITE_ERRORS as exc:
+            self._pause(f"cannot write the session folder {folder}: {self._explain(exc)}", block=start_block)
+            return
         log.info("recording.started", folder=str(folder), block=start_block)
         if self._below_floor():
-            self._hit_floor()
+            self._hit_floor(start_block)
             return
-        self._open_segment(start_block)
+        session.open_wanted = True
         self._write_json()
+
+    def checkpoint(self, block: int, checkpoint: Checkpoint | None, *, opens: bool = True) -> None:
+        """The engine's state before ``block``.
+
+        ``opens``: taken for a start or a resume, it opens the segment that waits for it. Otherwise it is
+        kept for the segment a rotation opens at ``block``.
+        """
+        session = self.session
+        if session is None or self.paused is not None:
+            return
+        if session.open_wanted and opens:
+            session.open_wanted = False
+            self._pending = checkpoint
+            try:
+                self._open_segment(block)
+            except WRITE_ERRORS as exc:
+                self._pause(f"cannot open a segment in {session.folder}: {self._explain(exc)}", block=block)
+                return
+            self._write_json()
+            return
+        current = session.audio.current
+        if current is not None and current.start_block == block and current.checkpoint is None:
+            self._save_checkpoint(current, checkpoint)
+            self._write_json()
+        else:
+            self._pending = checkpoint
 
     def command(self, block: int, command: c.Command) -> None:
         """Log a command applied before engine block ``block``."""
-        if self.session is not None:
-            self.session.commands.write(block, command)
+        session = self.session
+        if session is None or session.commands is None or self.paused is not None:
+            return
+        try:
+            session.commands.write(block, command)
+        except WRITE_ERRORS as exc:
+            self._pause(f"cannot write the command log: {self._explain(exc)}", block=block)
 
     def latent(self, voice: str, z: np.ndarray) -> None:
         """Append z [latent_size, n_frames] to the voice's latent files (a new pair when its size changes)."""
         session = self.session
-        if session is None or self.paused:
+        if session is None or self.paused is not None or session.audio.current is None:
             return
-        rec = session.latents.get(voice)
-        if rec is not None and rec.latent_size != z.shape[0]:
-            # The voice was swapped to a model of another latent size: its latents go on in a new
-            # file pair, <voice>.<n>, and the old pair is kept (finished with the others at stop).
-            n = sum(1 for key in session.latents if key == voice or key.startswith(f"{voice}#")) + 1
-            session.latents[f"{voice}#{n - 1}"] = rec
-            rec = None
-        if rec is None:
-            n = sum(1 for key in session.latents if key.startswith(f"{voice}#")) + 1
-            name = voice if n == 1 else f"{voice}.{n}"
-            live = self.voice_rate_hz(voice) if n > 1 else None
-            rate = max(1, int(live)) if live is not None else self.static.latent_rates.get(voice, 1)
-            rec = session.latents[voice] = LatentRecording(session.folder, name, z.shape[0], rate)
-        rec.write(z)
+        try:
+            session.latents.write(voice, z)
+        except WRITE_ERRORS as exc:
+            self._pause(f"cannot write the latents of voice {voice!r}: {self._explain(exc)}", block=None)
 
     def block(self, index: int, frames: np.ndarray) -> None:
-        """Write engine block ``index`` (frames × channels), unless paused at the disk floor."""
+        """Write engine block ``index`` (frames × channels), unless paused."""
         session = self.session
         if session is None or index < session.start_block:
             return  # taken after a stop, or before this session's start
-        if index > session.next_block and not self.paused:
+        if index > session.next_block and self.paused is None and not session.open_wanted:
             session.dropped_blocks += index - session.next_block
             log.warning("recording.dropped", blocks=index - session.next_block, at_block=index)
         session.next_block = index + 1
-        if self.paused:
+        if self.paused is not None or session.audio.current is None:
             session.paused_blocks += 1
-            self._since_check += frames.shape[0]
-            if self._since_check >= DISK_CHECK_S * self.samplerate:
-                self._since_check = 0
-                if not self._below_floor():
-                    log.info("recording.resumed", block=index, folder=str(session.folder))
-                    self.paused = False
-                    self._open_segment(index)
-                    self._since_flush = 0
-                    self._write_json()
-            if self.paused:
-                return
+            if self.paused is not None:
+                self._since_check += frames.shape[0]
+                if self._since_check >= DISK_CHECK_S * self.samplerate:
+                    self._since_check = 0
+                    self._try_resume(index)
+            return
         try:
             session.audio.write(index, frames, self._rotated)
         except WRITE_ERRORS as exc:
-            # A full disk (ENOSPC) is the floor reached the hard way.
-            log.error("recording.write_failed", error=str(exc), folder=str(session.folder))
-            self._hit_floor()
+            self._pause(f"cannot write the audio: {self._explain(exc)}", block=index)
             return
         self._since_check += frames.shape[0]
         self._since_flush += frames.shape[0]
+        self._since_json += frames.shape[0]
         if self._since_flush >= self.config.flush_s * self.samplerate:
-            self._sync()
-        if self._since_check >= DISK_CHECK_S * self.samplerate:
+            self._sync(index)
+        if self.paused is None and self._since_check >= DISK_CHECK_S * self.samplerate:
             self._since_check = 0
             if self._below_floor():
-                self._hit_floor()
+                self._hit_floor(index)
 
     def finish(self, stop_block: int | None, reason: str) -> None:
         """Close the session in progress, if any; ``stop_block`` None: after the last block written."""
         session = self.session
         if session is None:
             return
-        session.audio.close()
-        for rec in session.latents.values():
-            try:
-                rec.close()
-            except WRITE_ERRORS as exc:
-                log.error("recording.latents_failed", voice=rec.voice, error=str(exc))
-        session.commands.close()
+        self._close_files(session)
         session.stop_block = session.next_block if stop_block is None else min(stop_block, session.next_block)
         session.ended_utc = self.now().astimezone(UTC).isoformat()
         session.stop_reason = reason
-        self.paused = False
-        self._write_json()
+        self.paused = None
+        if session.made:
+            self._write_json(on_error="warn")
         log.info(
             "recording.stopped",
             folder=str(session.folder),
@@ -243,41 +271,62 @@ class SessionWriter:
             dropped_blocks=session.dropped_blocks,
         )
         self.session = None
+        self._pending = None
 
-    # ------------------------------------------------------------------ files
-    def _open_segment(self, block: int) -> None:
+    # ------------------------------------------------------------------ pause and resume
+    def _pause(self, reason: str, *, block: int | None, say: bool = True) -> None:
+        """Stop writing (files closed as well as they close), say why once, and wait for the cause to go."""
         session = self.session
-        assert session is not None
-        session.audio.open(block, (block - session.start_block) * self.blocksize)
-
-    def _rotated(self) -> None:
-        session = self.session
-        assert session is not None
-        for rec in session.latents.values():
-            rec.save_npy()
-        self._write_json()
-
-    def _sync(self) -> None:
-        self._since_flush = 0
-        session = self.session
-        if session is None:
+        if session is None or self.paused is not None:
             return
-        session.audio.sync()
-        for rec in session.latents.values():
-            rec.flush()
-        session.commands.sync()
+        self.paused = reason
+        session.open_wanted = False
+        self._since_check = 0
+        self._close_files(session, pausing=True)
+        session.audio.settle()
+        if say:
+            log.error(
+                "recording.paused",
+                reason=reason,
+                folder=str(session.folder),
+                block=block,
+                action="playback goes on; recording resumes in a new segment when the cause is gone",
+            )
+        if session.made:
+            self._write_json(on_error="ignore")  # on a full disk it fails for the reason just said
+
+    def _try_resume(self, block: int) -> None:
+        """While paused: if the floor is passed and the folder takes a write, ask for a checkpoint."""
+        session = self.session
+        assert session is not None
+        if self._below_floor():
+            return
+        try:
+            if not session.made:
+                self._make_folder(session, [])
+            else:
+                session.commands = CommandLog(session.folder / COMMANDS_FILE)
+            probe(session.folder)
+        except WRITE_ERRORS:
+            return  # the cause is still there: look again after the next second of audio
+        reason = self.paused
+        self.paused = None
+        session.open_wanted = True
+        self.request_checkpoint()
+        log.info("recording.resuming", folder=str(session.folder), block=block, paused_for=reason)
+
+    def _explain(self, exc: BaseException) -> str:
+        session = self.session
+        return explain(exc, session.folder if session is not None and session.made else existing(self.folder))
 
     def _below_floor(self) -> bool:
-        usage = self.disk_usage(self.folder)
-        floor_bytes = max(self.config.min_free_bytes, usage.total * self.config.min_free_percent / 100.0)
-        return bool(usage.free < floor_bytes)
+        return below_floor(self.config, self.disk_usage, self.folder)
 
-    def _hit_floor(self) -> None:
+    def _hit_floor(self, block: int) -> None:
         session = self.session
         assert session is not None
-        usage = self.disk_usage(self.folder)
+        usage = self.disk_usage(existing(self.folder))
         session.disk_floor_hits += 1
-        session.audio.close()
         log.error(
             "recording.disk_floor",
             folder=str(self.folder),
@@ -287,16 +336,112 @@ class SessionWriter:
             action="paused until space returns" if self.config.resume_when_space else "recording stopped",
         )
         if self.config.resume_when_space:
-            self.paused = True
-            self._since_check = 0
-            self._write_json()
+            # The floor line above is the one line said.
+            self._pause(f"free space {int(usage.free)} bytes is below the floor", block=block, say=False)
         else:
             self.stop_taking()  # the engine stops handing blocks over; playback is not touched
             self.finish(None, "disk_floor")
 
-    def _write_json(self) -> None:
+    # ------------------------------------------------------------------ files
+    def _make_folder(self, session: _Session, earlier: list[tuple[int, c.Command]]) -> None:
+        session.folder.mkdir(parents=True, exist_ok=True)
+        if session.folder not in self.sessions:
+            self.sessions.append(session.folder)
+        copy_configs(self.static.venue_path, self.static.piece_file, session.folder)
+        session.commands = CommandLog(session.folder / COMMANDS_FILE)
+        for block, cmd in earlier:
+            session.commands.write(block, cmd)
+        session.made = True
+
+    def _open_segment(self, block: int) -> None:
         session = self.session
         assert session is not None
+        segment = session.audio.open(block, (block - session.start_block) * self.blocksize)
+        self._since_flush = self._since_json = 0
+        log.info(
+            "recording.segment",
+            file=segment.path.name,
+            block=block,
+            checkpoint=self._pending is not None and self._pending.block == block,
+        )
+        self._attach_pending(segment)
+
+    def _attach_pending(self, segment: Segment) -> None:
+        pending = self._pending
+        if pending is not None and pending.block == segment.start_block:
+            self._pending = None
+            self._save_checkpoint(segment, pending)
+
+    def _save_checkpoint(self, segment: Segment, checkpoint: Checkpoint | None) -> None:
+        """Write the segment's checkpoint beside it (a write error pauses; a state that does not
+        serialize leaves the segment without one, and replay starts from an earlier one)."""
+        if checkpoint is None:
+            return
+        try:
+            data = checkpoint.dumps()
+        except Exception as exc:  # a source whose state does not serialize: replay starts earlier
+            log.error("recording.checkpoint_failed", file=segment.path.name, error=str(exc))
+            return
+        path = segment.path.with_suffix(CHECKPOINT_SUFFIX)
+        try:
+            with open_atomic(path, "wb") as f:
+                f.write(data)
+        except WRITE_ERRORS as exc:
+            self._pause(
+                f"cannot write the checkpoint {path.name}: {self._explain(exc)}", block=segment.start_block
+            )
+            return
+        segment.checkpoint = path.name
+
+    def _rotated(self) -> None:
+        session = self.session
+        assert session is not None
+        segment = session.audio.current
+        if segment is not None:
+            self._attach_pending(segment)
+        session.latents.save_npy()
+        self._write_json()
+
+    def _close_files(self, session: _Session, *, pausing: bool = False) -> None:
+        """Close every open file.
+
+        ``pausing``: the voices' next latents go into new file pairs, and errors are not logged (the
+        pause has said why; closing on a full disk fails for the same reason).
+        """
+        session.audio.close(quiet=pausing)
+        for voice, exc in session.latents.close(retire=pausing):
+            if not pausing:
+                log.error("recording.latents_failed", voice=voice, error=self._explain(exc))
+        if session.commands is not None:
+            try:
+                session.commands.close()
+            except WRITE_ERRORS as exc:
+                if not pausing:
+                    log.error("recording.commands_failed", error=self._explain(exc))
+            session.commands = None
+
+    def _sync(self, block: int) -> None:
+        self._since_flush = 0
+        session = self.session
+        if session is None:
+            return
+        try:
+            session.audio.sync()
+            session.latents.flush()
+            if session.commands is not None:
+                session.commands.sync()
+        except WRITE_ERRORS as exc:
+            self._pause(f"cannot sync the files: {self._explain(exc)}", block=block)
+            return
+        if self._since_json >= JSON_EVERY_S * self.samplerate:
+            self._write_json()
+
+    def _write_json(self, on_error: str = "pause") -> None:
+        """Write ``session.json`` atomically; a write error pauses (``on_error``), is logged ("warn") or
+        ignored ("ignore": while pausing, for the reason already said)."""
+        session = self.session
+        assert session is not None
+        self._since_json = 0
         stats: dict[str, Any] | None = None
         if self.stats is not None:
             try:
@@ -320,8 +465,18 @@ class SessionWriter:
             paused_blocks=session.paused_blocks,
             disk_floor_hits=session.disk_floor_hits,
             latents={
-                v: LatentFiles(r.wav_path.name, r.npy_path.name, r.frames) for v, r in session.latents.items()
+                v: LatentFiles(r.wav_path.name, r.npy_path.name, r.frames)
+                for v, r in session.latents.files.items()
             },
             stats=stats,
+            paused=self.paused,
         )
-        write_json_atomic(session.folder / SESSION_FILE, info.to_json())
+        try:
+            write_json_atomic(session.folder / SESSION_FILE, info.to_json())
+        except WRITE_ERRORS as exc:
+            if on_error == "pause" and self.paused is None:
+                self._pause(f"cannot write {SESSION_FILE}: {self._explain(exc)}", block=None)
+            elif on_error != "ignore":
+                log.warning(
+                    "recording.session_file_failed", folder=str(session.folder), error=self._explain(exc)
+                )

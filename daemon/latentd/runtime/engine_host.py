@@ -120,9 +120,8 @@ class EngineHost:
         self.worker.fill()  # pre-fill before the JACK client is activated: the first callbacks find audio
         freeze_heap()
         self.worker.start()
-        self._engine_status = make_status_provider(
-            engine, xruns=self.xruns, recording=lambda: recorder.recording
-        )
+        # "recording" in /status: {"state": "recording" | "paused" | "off" | "failed", "reason": ...}.
+        self._engine_status = make_status_provider(engine, xruns=self.xruns, recording=recorder.status)
         if config.venue.osc.enabled:
             self.osc = OscServer(engine, config.venue.osc, self.status, log)
             self.osc.start()

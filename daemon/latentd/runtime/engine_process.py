@@ -153,9 +153,9 @@ def child_main(config_path: str, ring_name: str, n_blocks: int, blocksize: int, 
         ring.header[EXIT_CODE] = code
         ring.header[STATE] = FAILED if code else DONE
         ring.close()
-        # os._exit skips multiprocessing's exit hooks: the semaphores of the pools' stop events are
-        # released by their finalizers when the host goes, else the resource tracker reports them leaked
-        # (and they stay in /dev/shm if the tracker is killed too).
+        # os._exit skips multiprocessing's exit hooks: whatever multiprocessing objects hold (a semaphore
+        # is reported leaked by the resource tracker, and stays in /dev/shm if the tracker is killed too)
+        # is released by their finalizers when the host goes.
         host = None
         thaw_heap()
         sys.stdout.flush()

@@ -4,16 +4,23 @@ Written atomically (temp file in the same folder, fsync, rename, fsync of the fo
 leaves either the old file or the new one, never half of one. Read at start-up: a missing, unreadable or
 foreign file (another piece, changed sections) means the piece starts from its beginning, with a warning.
 The opening state is not stored: it comes from the schedule and the clock.
+
+The file is not trusted: every value is checked by the rules an OSC command meets (the command's field
+types and ``bounds``, the piece's voices, sections and dimensions), and a value that fails is skipped
+with a warning naming it. Only operator overrides are restored; an action found among them (starting a
+recording, opening the venue, a section change) is skipped, never run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -21,6 +28,9 @@ from latentd.atomic import write_atomic
 from latentd.config import Config
 from latentd.engine import commands as c
 from latentd.engine.engine import Engine
+
+if TYPE_CHECKING:
+    from latentd.engine.snapshot import EngineSnapshot
 
 STATE_VERSION = 1
 
@@ -46,10 +56,8 @@ def load_state(path: Path, log: Any = None) -> dict[str, Any] | None:
         data = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
             raise ValueError(f"not a latentd state file of version {STATE_VERSION}")
-        programme = data["programme"]
-        for key, kind in (("step", int), ("section", str), ("position_s", float), ("hold", bool)):
-            if not isinstance(programme[key], kind):
-                raise ValueError(f"programme.{key} must be a {kind.__name__}")
+        if not isinstance(data["programme"], dict):
+            raise ValueError("programme must be a table")
         if not isinstance(data["seeds"], dict) or not isinstance(data["overrides"], list):
             raise ValueError("seeds must be a table and overrides a list")
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -89,32 +97,74 @@ def restore_state(engine: Engine, path: Path, log: Any = None) -> bool:
         )
         return False
     p = data["programme"]
-    commands: list[c.Command] = [c.RestoreProgramme(p["step"], p["section"], p["position_s"], p["hold"])]
+    commands: list[c.Command] = []
+    programme = _checked(
+        lambda: c.RestoreProgramme(p["step"], p["section"], p["position_s"], p.get("hold", False)),
+        snapshot,
+    )
+    if isinstance(programme, str):
+        log.warning(
+            "state.programme_skipped",
+            path=str(path),
+            programme=p,
+            reason=programme,
+            action="the programme starts from its beginning",
+        )
+    else:
+        commands.append(programme)
     for name, seed in data["seeds"].items():
         voice = snapshot.voices.get(name)
-        if voice is not None and isinstance(seed, int) and seed != voice.seed:
-            commands.append(c.ReseedVoice(name, seed))
+        if voice is None or seed == voice.seed:
+            continue  # a voice no longer in the piece, or nothing to change
+        reseed = _checked(functools.partial(c.ReseedVoice, name, seed), snapshot)
+        if isinstance(reseed, str):
+            log.warning("state.seed_skipped", path=str(path), voice=name, seed=seed, reason=reseed)
+        else:
+            commands.append(reseed)
+    overrides = 0
     for entry in data["overrides"]:
-        try:
-            cmd = c.command_from_json(entry)
-        except (KeyError, TypeError) as exc:
-            log.warning("state.override_skipped", override=entry, error=str(exc))
-            continue
-        reason = c.check(cmd, snapshot)
-        if reason is not None:
-            log.warning("state.override_skipped", override=entry, error=reason)
+        cmd = _checked(functools.partial(_override_from_json, entry), snapshot)
+        if isinstance(cmd, str):
+            log.warning("state.override_skipped", path=str(path), override=entry, reason=cmd)
             continue
         commands.append(cmd)
+        overrides += 1
     for cmd in commands:
         engine.submit(cmd)
     log.info(
         "state.restored",
         path=str(path),
-        section=p["section"],
-        position_s=p["position_s"],
-        overrides=len(commands) - 1,
+        section=programme.section if isinstance(programme, c.RestoreProgramme) else None,
+        position_s=programme.position_s if isinstance(programme, c.RestoreProgramme) else None,
+        overrides=overrides,
     )
     return True
+
+
+def _override_from_json(entry: object) -> c.Command:
+    """An operator override stored as ``{"cmd": name, **fields}``.
+
+    Raises:
+        ValueError: not such an entry, or an action rather than an override.
+    """
+    if not isinstance(entry, dict) or not isinstance(entry.get("cmd"), str):
+        raise ValueError('an override must be a table {"cmd": name, fields...}')
+    cls = c.COMMANDS.get(entry["cmd"])
+    if cls is None:
+        raise ValueError(f"unknown command {entry['cmd']!r}")
+    if cls.override is None or cls.resets_overrides:
+        raise ValueError(f"{cls.name} is an action, not an operator override: actions are never restored")
+    return c.command_from_json(entry)
+
+
+def _checked(build: Callable[[], c.Command], snapshot: EngineSnapshot) -> c.Command | str:
+    """The command ``build`` makes, checked as an OSC command is, or the reason it is refused."""
+    try:
+        cmd = build()
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        return f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+    reason = c.check(cmd, snapshot)
+    return cmd if reason is None else reason
 
 
 class StateWriter:

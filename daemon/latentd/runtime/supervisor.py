@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from latentd.config import Config
+from latentd.config.checks import jack_server_name
+from latentd.config.writable import writable_problems
 from latentd.engine.ring import BlockRing
 from latentd.engine.shared_ring import XRUNS, SharedBlockRing, remove_stale_segments
 from latentd.outputs.jack_out import JackOutput
@@ -147,6 +149,10 @@ class Supervisor:
         self._undo.callback(stack_dump.uninstall)
         enable_fatal_dumps()  # the watchdog's SIGABRT prints every thread's stack to the journal
         configure_process(audio.torch_threads, realtime=True, load_torch=not audio.engine_process)
+        for problem in writable_problems(config):  # `latentd check` refuses these; a run says so and plays
+            log.warning(
+                "config.not_writable", file=str(problem.file), key=problem.key, reason=problem.message
+            )
         if self.fresh:
             _forget_state(config)
         if audio.engine_process:
@@ -179,7 +185,7 @@ class Supervisor:
         server_name = jack_cfg.server_name or None
         if jack_cfg.start_server:
             server = self.server = JackServer(
-                server_name or f"latentd-{config.venue.name}",
+                jack_server_name(config.venue.name, jack_cfg.server_name, start_server=True),
                 samplerate=audio.samplerate,
                 period=jack_cfg.period,
                 driver=jack_cfg.driver,
@@ -309,10 +315,8 @@ def _release(ring: SharedBlockRing) -> None:
 def _forget_state(config: Config) -> None:
     """``run --fresh``: remove the state file so the engine starts at the piece's beginning."""
     path = config.state_file
-    try:
+    with contextlib.suppress(FileNotFoundError):
         path.unlink()
-    except FileNotFoundError:
-        pass
     log.info("state.fresh", path=str(path), action="starting from the beginning of the piece")
 
 

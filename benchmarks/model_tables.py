@@ -1,0 +1,117 @@
+"""The figures of the real-model benchmarks for one model, and the tables they are printed as."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmarks.common import markdown_table, table
+
+NN_BUFFER = 4096  # nn~'s default buffer size, in samples
+FRAMES = 8  # latent frames per call of the overhead, voices and batch figures (the venue default)
+BATCH = 4
+REALTIME_GOAL = 1.5  # voices count as sustained at this real-time factor or more
+
+
+@dataclass
+class ModelFigures:
+    """What was measured for one model (None: not measured, see the notes)."""
+
+    name: str
+    ratio: int
+    sr: int | None
+    nn_frames: int
+    overhead_1v: float | None = None
+    overhead_4v: float | None = None
+    overhead_nn: float | None = None
+    latentd_x_rt_1v: float | None = None
+    latentd_x_rt_4v: float | None = None
+    latentd_x_rt_nn: float | None = None
+    nn_x_rt: float | None = None
+    latentd_vs_nn: float | None = None
+    call_shapes: dict[str, list[list[int]]] = field(default_factory=dict)
+    voices: dict[str, int | None] = field(default_factory=dict)
+    voices_capped: dict[str, bool] = field(default_factory=dict)
+    voices_x_rt: dict[str, dict[str, float]] = field(default_factory=dict)
+    torch_batch_nn: float | None = None
+    torch_batch_8: float | None = None
+    latentd_batch: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _x(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def _voices(fig: ModelFigures, threads: int) -> str:
+    best = fig.voices.get(str(threads))
+    if best is None:
+        return "–"
+    return f"{best}{'+' if fig.voices_capped.get(str(threads)) else ''}"
+
+
+def tables(
+    figures: Sequence[ModelFigures], threads: Sequence[int], piece: dict[str, Any] | None, markdown: bool
+) -> str:
+    """The tables of the run: speed against plain torch and nn~; voices and batching; the piece."""
+    render = markdown_table if markdown else table
+    speed = render(
+        [
+            "model",
+            "ratio @ Hz",
+            f"overhead 1 voice ({FRAMES} fr)",
+            f"overhead {BATCH} voices ({FRAMES} fr)",
+            "overhead at nn~ buffer",
+            "nn~ buffer (frames)",
+            "nn~ ×RT",
+            "latentd ×RT",
+            "latentd ÷ nn~",
+        ],
+        [
+            [
+                f.name,
+                f"{f.ratio} @ {f.sr}",
+                _x(f.overhead_1v),
+                _x(f.overhead_4v),
+                _x(f.overhead_nn),
+                f"{NN_BUFFER} ({f.nn_frames})",
+                _x(f.nn_x_rt),
+                _x(f.latentd_x_rt_nn),
+                _x(f.latentd_vs_nn),
+            ]
+            for f in figures
+        ],
+    )
+    voices = render(
+        [
+            "model",
+            *(f"voices ≥{REALTIME_GOAL}×RT, {t} thread{'s' if t > 1 else ''}" for t in threads),
+            f"torch {BATCH} rows ÷ {BATCH}×1 (nn~ buffer)",
+            f"torch {BATCH} rows ÷ {BATCH}×1 ({FRAMES} fr)",
+            f"latentd {BATCH} voices ÷ {BATCH}×1",
+        ],
+        [
+            [
+                f.name,
+                *(_voices(f, t) for t in threads),
+                _x(f.torch_batch_nn),
+                _x(f.torch_batch_8),
+                _x(f.latentd_batch),
+            ]
+            for f in figures
+        ],
+    )
+    if piece is None:
+        return f"{speed}\n\n{voices}"
+    whole = render(
+        ["piece (1 voice per model)", "×RT, 1 model at a time", "×RT, 2 models at once", "gain"],
+        [
+            [
+                " + ".join(piece["models"]),
+                *(_x(piece["x_realtime"][d]) for d in ("1", "2")),
+                _x(piece["parallel_gain"]),
+            ]
+        ],
+    )
+    return f"{speed}\n\n{voices}\n\n{whole}"

@@ -1,0 +1,104 @@
+"""Engine checkpoints: a fresh engine given a checkpoint renders the same samples as the live one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from latentd.config import load_config
+from latentd.engine import commands as c
+from latentd.engine.checkpoint import Checkpoint, CheckpointError, capture, restore
+from latentd.engine.engine import Engine
+from latentd.installation.piece import load_installation
+from latentd.modelkit.builder import SynthSpec
+from tests.pieces import write_piece
+
+SR = 48000
+
+# One voice per source kind that keeps state as it plays (files, pools and priors have their own tests).
+SOURCES = {
+    "noise": {"kind": "noise", "smooth_s": 0.2},
+    "lfo": {"kind": "lfo", "freq_hz": 0.05},
+    "walk": {"kind": "walk", "step_std": 0.5},
+    "constant": {"kind": "constant", "values": 0.5},
+    "table": {"kind": "table"},
+    "steps": {"kind": "steps", "n_steps": 5, "step_s": 0.3},
+    "presets": {"kind": "presets", "banks": [0.0, 1.0, -1.0], "ramp_s": 0.2},
+    "pattern": {"kind": "pattern", "pattern": "fibo"},
+}
+
+
+@pytest.fixture(params=[1, 2], ids=["serial", "parallel"])
+def venue(tmp_path, model_factory, request):
+    model = model_factory(SynthSpec(latent_size=4, ratio=1024, sr=SR))
+    voices = {name: {"model": "a", "source": spec} for name, spec in SOURCES.items()}
+    voices["walk"]["pan"] = {"azimuth_deg": 0.0, "rotate_deg_s": 45.0}
+    sections = [
+        {"name": "one", "voices": list(SOURCES)[:5], "duration_s": 1.0},
+        {"name": "two", "voices": list(SOURCES)[3:], "duration_s": 1.0},
+    ]
+    # Parallel decode: a call may be decoding ahead when the checkpoint is taken.
+    audio = {"decode_threads": request.param}
+    return write_piece(tmp_path, models={"a": model}, voices=voices, sections=sections, audio=audio)
+
+
+def test_a_restored_engine_renders_what_the_live_one_did(venue):
+    config = load_config(venue)
+    live = Engine(load_installation(config))
+    taken: list[Checkpoint] = []
+    live.block_start_listeners.append(lambda block: taken.append(capture(live)) if block == 150 else None)
+    commands = {
+        40: c.SetLatentBias("noise", 1, 0.8),
+        150: c.SetVoiceGain("lfo", 0.4),
+        160: c.TriggerVoice("steps"),
+    }
+    blocks = []
+    for block in range(400):
+        if block in commands:
+            live.submit(commands[block])
+        blocks.append(live.next_block())
+    (checkpoint,) = taken
+    assert checkpoint.block == 150 and checkpoint.exact
+    checkpoint = Checkpoint.loads(checkpoint.dumps())  # as written to and read from a session folder
+
+    fresh = Engine(load_installation(config))
+    restore(fresh, checkpoint)
+    assert fresh.snapshot.block == 150 and fresh.snapshot.voices["lfo"].gain == 0.4
+    replayed = []
+    for block in range(150, 400):
+        if block in commands and block > 150:  # the checkpoint holds its own block's commands
+            fresh.submit(commands[block])
+        replayed.append(fresh.next_block())
+    live_tail = np.concatenate(blocks[150:], axis=1)
+    assert np.abs(live_tail).max() > 0.01
+    np.testing.assert_array_equal(np.concatenate(replayed, axis=1), live_tail)
+
+
+def test_a_checkpoint_of_another_piece_is_refused_and_a_torn_file_is_not_read(venue, tmp_path, model_factory):
+    config = load_config(venue)
+    checkpoint = capture(Engine(load_installation(config)))
+    other = write_piece(
+        tmp_path / "other",
+        models={"a": model_factory(SynthSpec(latent_size=4, ratio=1024, sr=SR))},
+        voices={"x": {"model": "a", "source": {"kind": "noise"}}},
+    )
+    with pytest.raises(CheckpointError, match="the piece has voices \\['x'\\]"):
+        restore(Engine(load_installation(load_config(other))), checkpoint)
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        Checkpoint.loads(checkpoint.dumps()[:100])
+
+
+def test_a_checkpoint_names_what_it_cannot_hold_exactly(tmp_path, model_factory):
+    resampled = model_factory(SynthSpec(latent_size=4, ratio=1024, sr=44100))
+    venue = write_piece(
+        tmp_path, models={"r": resampled}, voices={"v": {"model": "r", "source": {"kind": "walk"}}}
+    )
+    engine = Engine(load_installation(load_config(venue)))
+    assert capture(engine).exact  # at block 0 the resampler has seen nothing yet
+    for _ in range(5):
+        engine.next_block()
+    checkpoint = capture(engine)
+    assert not checkpoint.exact
+    assert checkpoint.inexact == (
+        "model 'r' is resampled from 44100 Hz to 48000 Hz (the resampler's state cannot be read)",
+    )
