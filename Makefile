@@ -10,7 +10,7 @@ DEMO_SECONDS ?= 30
 DEMO_CONFIG ?= configs/demo.toml
 SYSTEM_PYTHON ?= python3
 
-.PHONY: demo test lint format bench bench-models bench-xruns bench-osc demo-models system-deps clean
+.PHONY: demo test lint format bench bench-models bench-xruns bench-osc bench-soak demo-models system-deps clean
 
 # The diffusion extra's a-unet goes in without its dependency data-science-types (old numpy stubs that
 # break type checking); at run time it needs only torch and einops.
@@ -72,6 +72,12 @@ bench-xruns: demo-models
 
 bench-osc: $(VENV)/.installed
 	$(PY) -m benchmarks.osc_latency --repeats 40
+
+# One hour: 30 minutes at period 256, then 30 at 1024 (SOAK_MINUTES per period). As root it mounts a
+# tmpfs for the recordings (to fill it once); otherwise that event is skipped with a note.
+SOAK_MINUTES ?= 30
+bench-soak: demo-models
+	$(PY) -m benchmarks.soak --minutes $(SOAK_MINUTES)
 
 # Recordings are kept: they may be the only copy of a take.
 clean:

@@ -28,7 +28,6 @@ import argparse
 import datetime as dt
 import io
 import json
-import math
 import os
 import random
 import signal
@@ -41,46 +40,8 @@ from typing import Any
 
 from benchmarks import soak_probe as probe
 from benchmarks.common import RESULTS_DIR, write_live_config, write_result
+from benchmarks.soak_plan import CHANNELS, SAMPLERATE, Plan, closures, command, schedule_table
 from benchmarks.soak_report import checks, summary
-
-SAMPLERATE = 48000
-CHANNELS = 8
-NOMINAL_S = 1800.0  # the event times below are those of a 30-minute run
-VOICES = ("ground", "tide", "glints", "shore")
-LATENT_DIMS = {"ground": 4, "tide": 4, "glints": 8, "shore": 8}
-
-
-@dataclass(frozen=True)
-class Plan:
-    """When things happen in one period's run, in seconds after the daemon is ready."""
-
-    run_s: float
-    segment_s: float
-    kills_s: tuple[float, ...]
-    outage_s: float
-    closures_s: tuple[float, ...]  # nominal start of each one-minute closure (rounded up to a minute)
-    fill_s: float
-    free_s: float
-    command_every_s: float = 1.0
-    poll_every_s: float = 5.0
-    progress_every_s: float = 60.0
-
-    @classmethod
-    def scaled(cls, minutes: float, progress_every_s: float = 60.0) -> Plan:
-        """The 30-minute plan scaled to ``minutes``."""
-        run_s = minutes * 60.0
-        k = run_s / NOMINAL_S
-        return cls(
-            run_s=run_s,
-            segment_s=max(1.0, 600.0 * k),
-            kills_s=(450.0 * k, 1350.0 * k),
-            outage_s=min(5.0, max(1.0, 60.0 * k)),
-            closures_s=(240.0 * k, 840.0 * k, 1440.0 * k),
-            fill_s=720.0 * k,
-            free_s=780.0 * k,
-            poll_every_s=min(5.0, max(1.0, run_s / 12.0)),
-            progress_every_s=progress_every_s,
-        )
 
 
 @dataclass
@@ -96,58 +57,6 @@ class Observed:
     commands_failed: int = 0
     status_missed: int = 0
     notes: list[str] = field(default_factory=list)
-
-
-# ------------------------------------------------------------------------------------------- the venue
-def closures(plan: Plan, ready_wall: float) -> list[tuple[dt.datetime, dt.datetime]]:
-    """One-minute closures in whole UTC minutes, each reopening early enough to be seen before the end."""
-    out: list[tuple[dt.datetime, dt.datetime]] = []
-    end = ready_wall + plan.run_s
-    for nominal in plan.closures_s:
-        at = math.ceil((ready_wall + nominal) / 60.0) * 60.0
-        start = dt.datetime.fromtimestamp(at, dt.UTC)
-        stop = start + dt.timedelta(minutes=1)
-        if stop.timestamp() + 20.0 > end or (out and start < out[-1][1]) or start.date() != stop.date():
-            continue
-        out.append((start, stop))
-    return out
-
-
-def schedule_table(spans: list[tuple[dt.datetime, dt.datetime]]) -> dict[str, Any]:
-    """``[schedule]`` keys: open around the clock except ``spans`` (UTC), checked every second."""
-    by_date: dict[dt.date, list[tuple[dt.datetime, dt.datetime]]] = {}
-    for a, b in spans:
-        by_date.setdefault(a.date(), []).append((a, b))
-    exceptions = []
-    for day, day_spans in by_date.items():
-        hours, begin = [], "00:00"
-        for a, b in day_spans:
-            if a.strftime("%H:%M") != begin:
-                hours.append(f"{begin}-{a:%H:%M}")
-            begin = f"{b:%H:%M}"
-        hours.append(f"{begin}-24:00")
-        exceptions.append({"date": day.isoformat(), "hours": hours, "label": "soak closures"})
-    table: dict[str, Any] = {"timezone": "UTC", "check_every_s": 1.0, "fade_in_s": 1.0, "fade_out_s": 2.0}
-    if exceptions:
-        table["exceptions"] = exceptions
-    return table
-
-
-def command(rng: random.Random, k: int) -> tuple[str, list[Any]]:
-    """The ``k``-th operator command: gains, biases, reseeds, sections and the master, in turn."""
-    voice = VOICES[k % len(VOICES)]
-    kind = k % 6
-    if kind == 0:
-        return f"/voice/{voice}/gain", [round(rng.uniform(0.2, 0.6), 3)]
-    if kind == 1:
-        return f"/voice/{voice}/bias", [rng.randrange(LATENT_DIMS[voice]), round(rng.uniform(-1.0, 1.0), 3)]
-    if kind == 2:
-        return f"/voice/{voice}/reseed", []
-    if kind == 3:
-        return "/section/next", []
-    if kind == 4:
-        return "/master/gain", [round(rng.uniform(0.7, 0.95), 3)]
-    return f"/voice/{voice}/pan", [round(rng.uniform(-180.0, 180.0), 1)]
 
 
 # -------------------------------------------------------------------------------------------- one period
@@ -216,7 +125,8 @@ class Period:
                 "min_free_percent": 0.0,
                 "resume_when_space": True,
             },
-            "schedule": schedule_table(spans),
+            # The state file as a venue writes it (every 30 s), more often in a short run.
+            "schedule": schedule_table(spans, max(1.0, min(30.0, self.plan.run_s / 10.0))),
         }
         config = write_live_config(
             self.work, server_name=server.name, client_name="latentd-soak", extra=extra
@@ -331,8 +241,12 @@ class Period:
 
     def _sample(self, now: float, pid: int, engine: int | None) -> dict[str, Any]:
         size = self.state_file.stat().st_size if self.state_file.exists() else None
+        # The main process closes its JACK client while jackd is down (fewer files, less memory mapped):
+        # samples from then on until the client is surely back are kept but not used for "flat".
+        outage = bool(self.seen.kills) and time.time() - self.seen.kills[-1] < self.plan.outage_s + 5.0
         return {
             "t": round(now, 1),
+            "in_outage": outage,
             "rss_main_mib": probe.rss_mib(pid),
             "rss_engine_mib": probe.rss_mib(engine) if engine else None,
             "fds_main": probe.open_fds(pid),
@@ -365,7 +279,7 @@ class Period:
         events = probe.read_events(log_path)
         counters = probe.split_counters(events, seen.kills)
         warm = min(120.0, self.plan.run_s * 0.1)
-        steady = [s for s in seen.samples if s["t"] >= warm] or seen.samples
+        steady = [s for s in seen.samples if s["t"] >= warm and not s["in_outage"]] or seen.samples
         sessions = sorted(p.parent for p in self.disk.glob("*/session.json"))
         segments = [c for session in sessions for c in probe.check_segments(session)]
         self._say(f"stopped (exit {code}); {len(segments)} segments read back; replaying")
@@ -415,7 +329,7 @@ class Period:
                     "jack.server_lost",
                     "jack.reconnected",
                     "recording.paused",
-                    "recording.resumed",
+                    "recording.resuming",
                     "state.write_failed",
                 ],
             ),
@@ -425,20 +339,16 @@ class Period:
         }
 
     def _replays(self, sessions: list[Path]) -> list[dict[str, Any]]:
-        """Replay the first segment, the first one after a gap (the disk-full pause), and one more."""
+        """Replay the first segment, the first after a gap (the disk-full pause), and the last whole one."""
         picks: list[tuple[Path, int]] = []
+        gaps: set[tuple[Path, int]] = set()
         for session in sessions:
-            info = json.loads((session / "session.json").read_text())
-            segs = info.get("segments", [])
-            whole = [i for i, s in enumerate(segs) if i < len(segs) - 1 and s["frames"] > 0]
-            after_gap = [
-                i
-                for i in range(1, len(segs))
-                if segs[i]["start_block"] * info["blocksize"]
-                > segs[i - 1]["start_block"] * info["blocksize"] + segs[i - 1]["frames"]
-                and segs[i]["frames"] > 0
-            ]
-            for i in ([0] if whole else []) + after_gap[:1] + whole[1:2]:
+            segs = json.loads((session / "session.json").read_text()).get("segments", [])
+            # The last segment was cut by the stop: a whole one shows more.
+            whole = [i for i, seg in enumerate(segs[:-1]) if seg["frames"] > 0]
+            after_gap = probe.segments_after_gap(session)
+            gaps.update((session, i) for i in after_gap)
+            for i in whole[:1] + after_gap[:1] + whole[-1:]:
                 if (session, i) not in picks:
                     picks.append((session, i))
         out = []
@@ -449,6 +359,7 @@ class Period:
                 self.work / f"replay_{index}.w64",
                 timeout_s=max(300.0, 4 * self.plan.segment_s),
             )
+            result["after_pause"] = (session, index) in gaps
             self._say(f"replay of segment {index}: {'exact' if result.get('exact') else result}")
             out.append(result)
         return out

@@ -193,6 +193,19 @@ def check_segments(session: Path) -> list[SegmentCheck]:
     return out
 
 
+def segments_after_gap(session: Path) -> list[int]:
+    """Indices of the segments that begin after a gap in the recording (a pause), from ``session.json``."""
+    info = json.loads((session / "session.json").read_text())
+    segs, blocksize = info.get("segments", []), int(info["blocksize"])
+    return [
+        i
+        for i in range(1, len(segs))
+        if segs[i]["frames"] > 0
+        and segs[i]["start_block"] * blocksize
+        > segs[i - 1]["start_block"] * blocksize + segs[i - 1]["frames"]
+    ]
+
+
 def replay_segment(session: Path, index: int, output: Path, timeout_s: float) -> dict[str, Any]:
     """``latentd replay SESSION --segment N``, compared sample for sample with the recorded segment."""
     recorded = next((p for p in audio_segments(session) if segment_index(p) == index), None)
@@ -281,7 +294,9 @@ def split_counters(events: list[dict[str, Any]], kills: Sequence[float]) -> dict
         back = next((r for r in reconnects if r >= kill), None)
         outages.append((kill - 1.0, (back if back is not None else float("inf")) + OUTAGE_GRACE_S))
     status = [(t, e) for e in events if e.get("event") == "status" and (t := _ts(e)) is not None]
-    out = {f"{k}_{w}": 0 for k in ("underruns", "xruns") for w in ("startup", "outages", "outside")}
+    out: dict[str, Any] = {
+        f"{k}_{w}": 0 for k in ("underruns", "xruns") for w in ("startup", "outages", "outside")
+    }
     previous: tuple[float, dict[str, Any]] | None = None
     for t, e in status:
         for key in ("underruns", "xruns"):

@@ -1,17 +1,21 @@
 """The benchmarks still run: each measuring function once, with tiny sizes (no figures are judged here)."""
 
+import datetime as dt
 import io
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
 
 from benchmarks import engine as bench
-from benchmarks import model_files, osc_latency, real_models, xruns
+from benchmarks import model_files, osc_latency, real_models, soak, soak_plan, soak_probe, xruns
 from benchmarks.oscload import messages
 from benchmarks.xruns_child import TimedJackOutput
+from latentd.control.opening import is_open
+from latentd.control.schedule_config import ScheduleConfig
 from latentd.engine.ring import BlockRing
 
 
@@ -156,3 +160,60 @@ def test_osc_latency_benchmark_sees_every_gain_change(tmp_path: Path) -> None:
     assert data["all"]["n"] == data["repeats"] == 6
     assert data["all"]["p99_ms"] >= data["all"]["median_ms"] > 0
     assert all(r["after"] > 10 * r["before"] for r in data["sends"] if r["gain"] == 1.0)
+
+
+def test_soak_closures_become_a_schedule_closed_for_one_minute_each() -> None:
+    plan = soak_plan.Plan.scaled(30.0)
+    ready = dt.datetime(2026, 12, 1, 15, 35, 20, tzinfo=dt.UTC).timestamp()
+    spans = soak_plan.closures(plan, ready)
+    assert [a.strftime("%H:%M") for a, _ in spans] == ["15:40", "15:50", "16:00"]
+    schedule = ScheduleConfig.model_validate(soak_plan.schedule_table(spans, 30.0))
+    minute = dt.timedelta(minutes=1)
+    for start, stop in spans:
+        assert not is_open(schedule, start) and not is_open(schedule, stop - minute / 60)
+        assert is_open(schedule, start - minute / 60) and is_open(schedule, stop)
+
+
+def test_soak_counts_underruns_during_a_jackd_outage_apart() -> None:
+    def status(second: int, underruns: int) -> dict[str, Any]:
+        stamp = f"2026-12-01T15:00:{second:02d}Z"
+        return {"event": "status", "timestamp": stamp, "underruns": underruns, "xruns": 0}
+
+    events: list[dict[str, Any]] = [
+        status(0, 2),  # start-up
+        status(5, 2),
+        status(10, 5),  # jackd killed at 8 s
+        {"event": "jack.reconnected", "timestamp": "2026-12-01T15:00:12Z"},
+        status(15, 6),  # within the grace after the reconnection
+        status(20, 7),  # outside
+        {"event": "stopping", "timestamp": "2026-12-01T15:00:22Z", "underruns": 7, "xruns": 1},
+    ]
+    kill = dt.datetime(2026, 12, 1, 15, 0, 8, tzinfo=dt.UTC).timestamp()
+    counts = soak_probe.split_counters(events, [kill])
+    assert (counts["underruns_startup"], counts["underruns_outages"], counts["underruns_outside"]) == (
+        2,
+        4,
+        1,
+    )
+    assert counts["xruns_outside"] == 1 and counts["reconnects"] == 1 and counts["underruns"] == 7
+
+
+@pytest.mark.jack
+@pytest.mark.slow
+def test_soak_benchmark_kills_jackd_and_replays_a_segment(tmp_path: Path) -> None:
+    # 15 s with every event scaled down: segments of 5 s, jackd killed twice; no tmpfs (no disk-full event).
+    data = soak.run(
+        [1024], 0.25, tmp_path / "work", mount=False, replays=1, results_dir=tmp_path, progress_every_s=5.0
+    )
+    [result] = json.loads((tmp_path / "soak.json").read_text())["periods"]
+    assert result == json.loads(json.dumps(data["periods"][0], default=str))
+    assert result["exit_code"] == 0
+    assert len(result["plan"]["kills_s"]) == 2 and result["counters"]["reconnects"] == 2
+    assert result["commands"]["sent"] >= 10 and result["commands"]["unanswered"] == 0
+    segments = result["segments"]
+    assert len(segments) >= 2 and all(s["readable"] and s["finite"] for s in segments), segments
+    [replay] = result["replays"]
+    assert replay["segment"] == 0 and replay["exact"], replay
+    assert result["memory_mib"]["engine"]["end"] > 0 and result["open_fds"]["main"]["end"] > 0
+    assert result["recording_pause"]["asked"] is False
+    assert any("disk-full event is skipped" in note for note in result["notes"])
