@@ -33,6 +33,7 @@ import random
 import signal
 import subprocess
 import time
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,9 +104,16 @@ class Period:
 
     def run(self) -> dict[str, Any]:
         """Play, disturb, measure; then stop and check the recordings. Returns the period's figures."""
+        self.prepare_disk()
+        try:
+            return self._run()
+        finally:
+            if self.mounted:
+                probe.unmount(self.disk)
+
+    def _run(self) -> dict[str, Any]:
         from latentd.outputs.jackd import JackServer
 
-        self.prepare_disk()
         server = JackServer(
             f"latentd-soak-{os.getpid()}-{self.period}",
             samplerate=SAMPLERATE,
@@ -131,8 +139,6 @@ class Period:
         config = write_live_config(
             self.work, server_name=server.name, client_name="latentd-soak", extra=extra
         )
-        import tomllib
-
         self.port = int(tomllib.loads(config.read_text())["osc"]["port"])
         log_path = self.work / "daemon.log"
         try:
@@ -150,10 +156,7 @@ class Period:
                         daemon.wait(10)
         finally:
             server.stop()
-        result = self._figures(code, log_path, spans)
-        if self.mounted:
-            probe.unmount(self.disk)
-        return result
+        return self._figures(code, log_path, spans)
 
     def _wait_ready(self, daemon: subprocess.Popen[bytes], log_path: Path) -> None:
         deadline = time.monotonic() + 180.0

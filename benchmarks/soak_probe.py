@@ -239,6 +239,7 @@ def compare_files(recorded: Path, replayed: Path) -> dict[str, Any]:
     """Frames of each, and whether the replay equals the recording sample for sample over its length."""
     frames = mismatched = 0
     max_diff = 0.0
+    first: int | None = None
     with sf.SoundFile(recorded) as a, sf.SoundFile(replayed) as b:
         out: dict[str, Any] = {"recorded_frames": a.frames, "replayed_frames": b.frames}
         while True:
@@ -251,10 +252,18 @@ def compare_files(recorded: Path, replayed: Path) -> dict[str, Any]:
                 mismatched += x.shape[0] - y.shape[0]
                 break
             diff = np.abs(x - y)
-            mismatched += int((diff.max(axis=1) > 0).sum())
+            rows = np.flatnonzero(diff.max(axis=1) > 0)
+            if rows.size and first is None:
+                first = frames + int(rows[0])
+            mismatched += int(rows.size)
             max_diff = max(max_diff, float(diff.max()))
             frames += x.shape[0]
-    out.update(frames_compared=frames, frames_differing=mismatched, max_abs_diff=max_diff)
+    out.update(
+        frames_compared=frames,
+        frames_differing=mismatched,
+        first_differing_frame=first,
+        max_abs_diff=max_diff,
+    )
     out["exact"] = mismatched == 0 and frames == out["recorded_frames"] and "error" not in out
     return out
 

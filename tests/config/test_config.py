@@ -292,6 +292,15 @@ def test_unknown_model_of_a_voice(files):
     assert "did you mean 'drone'?" in problem.message
 
 
+def test_unknown_swap_target_of_a_voice(files):
+    walk = 'source = { kind = "walk" }'
+    piece = PIECE.replace(walk, walk + '\nswap_targets = ["drone", "dron"]')
+    problem = find(problems_of(files.write(piece=piece)), "voices.high.swap_targets[1]")
+    assert problem.value == "dron" and "did you mean 'drone'?" in problem.message
+    config = load_config(files.write(piece=piece.replace(', "dron"', "")))
+    assert config.piece.voices["high"].swap_targets == ["drone"]
+
+
 def test_route_must_name_speakers_of_the_venue_layout(files):
     piece = PIECE.replace('route = ["1", 3]', 'route = ["FL", 9, "2", 1]')
     problems = problems_of(files.write(piece=piece))

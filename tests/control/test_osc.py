@@ -48,7 +48,7 @@ ACCEPTED = [
     (("/voice/v/mute", 1), c.SetVoiceMute("v", True)),
     (("/voice/v/mute", 0.0), c.SetVoiceMute("v", False)),  # toggles of OSC tools often send floats
     (("/voice/w/seed", 12345), c.ReseedVoice("w", 12345)),
-    (("/voice/w/seed", 2**32 - 1), c.ReseedVoice("w", 2**32 - 1)),  # sent as int64
+    (("/voice/w/seed", 2**24 - 1), c.ReseedVoice("w", 2**24 - 1)),  # the largest: Pd takes it exactly
     (("/voice/w/trigger",), c.TriggerVoice("w")),
     (("/voice/v/freeze", True), c.FreezeVoice("v", True)),
     (("/voice/v/bias", 0, 1.0), c.SetLatentBias("v", 0, 1.0)),
@@ -226,7 +226,8 @@ REFUSED = [
     (("/voice/v/gian", 0.5), "did you mean /voice/v/gain"),
     (("/nowhere",), "unknown address"),
     (("/voice/v/mute", 2), "0 or 1"),
-    (("/voice/v/seed", -1), "0..4294967295"),
+    (("/voice/v/seed", -1), "0..16777215"),
+    (("/voice/v/seed", 2**32 - 1), "0..16777215"),  # sent as int64
     (("/voice/v/seed", 1.5), "whole number"),
     (("/voice/v/bias", 9, 1.0), "dim 9 out of range"),
     (("/voice/v/bias", 0, 11.0), "-10..10"),

@@ -12,7 +12,7 @@ import pytest
 
 from latentd.config import load_config
 from latentd.engine import commands as c
-from latentd.engine.command_base import COMMANDS, Command
+from latentd.engine.command_base import COMMANDS, SEED_MODULUS, Command, check
 from latentd.engine.engine import Engine
 from latentd.installation.piece import load_installation
 from latentd.modelkit.builder import SynthSpec
@@ -138,6 +138,14 @@ def test_reseed_without_a_seed_is_resolved_and_logged_with_the_next_seed(engine:
     logged = [cmd for _, cmd in engine.command_log if isinstance(cmd, c.ReseedVoice)]
     assert logged[-2:] == [c.ReseedVoice("v", seed + 1), c.ReseedVoice("v", seed + 2)]
     assert engine.snapshot.voices["v"].seed == seed + 2
+
+
+def test_reseed_after_the_largest_seed_wraps_to_0_so_pd_can_take_every_seed(engine: Engine):
+    engine.submit(c.ReseedVoice("v", SEED_MODULUS - 1))
+    engine.submit(c.ReseedVoice("v"))
+    engine.next_block()
+    assert SEED_MODULUS == 2**24 and engine.snapshot.voices["v"].seed == 0
+    assert "0..16777215" in str(check(c.ReseedVoice("v", SEED_MODULUS), engine.snapshot))
 
 
 def test_the_engine_and_other_threads_refuse_with_the_same_checks(engine: Engine):

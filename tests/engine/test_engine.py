@@ -203,6 +203,29 @@ def test_nan_model_mutes_that_voice_only(tmp_path, drone, model_factory):
     assert engine.counters.voice_faults >= 1
 
 
+def test_one_bad_call_is_one_fault_and_the_voice_comes_back(tmp_path, drone, model_factory):
+    # NaN on the 41st call (~3.5 s in); the reset after it brings the model back for 40 more calls.
+    flaky = model_factory(SynthSpec(latent_size=4, ratio=1024, sr=SR, fault="nan:40"))
+    config = write_piece(
+        tmp_path,
+        models={"good": drone, "flaky": flaky},
+        voices={
+            "ok": {"model": "good", "source": {"kind": "walk"}, "route": [0]},
+            "f": {"model": "flaky", "source": {"kind": "walk"}, "route": [1]},
+        },
+    )
+    engine = make_engine(config)
+    before = play(engine, 3.0)
+    assert np.sqrt(np.mean(before[1] ** 2)) > 0.01 and engine.counters.voice_faults == 0
+    held = play(engine, 1.5)
+    assert engine.counters.voice_faults == 1, "a call's audio spans many blocks: it is one fault"
+    assert np.all(held[1, -SR // 2 :] == 0.0), "the faulted voice is held silent"
+    assert np.sqrt(np.mean(held[0] ** 2)) > 0.01, "the other voice plays on"
+    after = play(engine, 2.5)
+    assert engine.snapshot.voices["f"].muted is False
+    assert np.sqrt(np.mean(after[1, -SR // 2 :] ** 2)) > 0.01, "the voice sounds again after its hold"
+
+
 def test_gain_and_mute_commands_glide(tmp_path, drone):
     config = write_piece(
         tmp_path, models={"a": drone}, voices={"v": {"model": "a", "source": {"kind": "walk"}, "route": [0]}}

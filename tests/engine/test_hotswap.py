@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 from structlog.testing import capture_logs
 
-from latentd.config import load_config
+from latentd.config import ConfigError, load_config
 from latentd.engine import commands as c
 from latentd.engine.engine import Engine
 from latentd.engine.voice import SWAP_CROSSFADE_S
@@ -237,3 +237,69 @@ def test_latents_of_a_voice_swapped_to_another_latent_size_go_on_in_a_new_file(t
     assert np.load(folder / "v.2.npy").shape == (1, 8, after.shape[0])
     session = json.loads((folder / "session.json").read_text())
     assert session["stop_reason"] != "error"
+
+
+def _sized_piece(root: Path, model_factory, v: dict, w: dict | None = None) -> Path:
+    """Models ``four`` (latent_size 4), ``fast`` (4 at another latent rate) and ``eight`` (8)."""
+    root.mkdir(parents=True, exist_ok=True)
+    specs = {
+        "four": SynthSpec(latent_size=4, ratio=1024, sr=SR),
+        "fast": SynthSpec(latent_size=4, ratio=512, sr=SR, seed=3),
+        "eight": SynthSpec(latent_size=8, ratio=1024, sr=SR, seed=5),
+    }
+    models = {}
+    for name, spec in specs.items():
+        models[name] = root / f"{name}.ts"
+        shutil.copyfile(model_factory(spec), models[name])
+    voices = {"v": {"model": "four", "route": ["FL"], **v}}
+    if w is not None:
+        voices["w"] = {"model": "four", "route": ["FR"], **w}
+    return write_piece(root, models=models, voices=voices)
+
+
+def test_a_swap_the_source_or_per_dim_settings_cannot_follow_is_refused_at_once(tmp_path, model_factory):
+    lfo = {"source": {"kind": "lfo", "freq_hz": [0.01, 0.02, 0.03, 0.04]}}
+    biased = {"source": {"kind": "walk"}, "bias": [0.0, 1.0, 2.0, 3.0]}
+    engine = _engine(_sized_piece(tmp_path, model_factory, lfo, biased))
+    server = make_server(engine)
+    (error,) = deliver(server, "/voice/v/model", "eight")
+    assert error.address == "/error"
+    assert error.args[1] == (
+        "voice 'v' cannot play model 'eight' (latent_size 8 at 46.875 Hz): voices.v.source: "
+        "`freq_hz`: 4 values given, but latent_size is 8; give one value for every dimension or a list of 8"
+    )
+    (error,) = deliver(server, "/voice/w/model", "eight")
+    assert "voice 'w' cannot play model 'eight'" in error.args[1] and "voices.w.bias:" in error.args[1]
+    engine.next_block()
+    assert engine.command_log == [] and not engine.swaps_loading
+    assert deliver(server, "/voice/v/model", "fast") == []  # the same latent size: the source follows
+    engine.next_block()
+    assert [cmd for _, cmd in engine.command_log] == [c.SwapModel("v", "fast")]
+    while engine.swaps_loading:
+        engine.next_block()
+
+
+def test_declared_swap_targets_are_checked_with_the_piece_and_bound_the_swaps(tmp_path, model_factory):
+    lfo = {"kind": "lfo", "freq_hz": [0.01, 0.02, 0.03, 0.04]}
+    venue = _sized_piece(tmp_path / "bad", model_factory, {"source": lfo, "swap_targets": ["fast", "eight"]})
+    with pytest.raises(ConfigError) as info:
+        load_installation(load_config(venue))
+    (problem,) = info.value.problems
+    assert (problem.key, problem.value) == ("voices.v.swap_targets[1]", "eight")
+    assert problem.message == (
+        "model 'eight' (latent_size 8 at 46.875 Hz): voices.v.source = 'lfo': "
+        "`freq_hz`: 4 values given, but latent_size is 8; give one value for every dimension or a list of 8"
+    )
+    walk = {"source": {"kind": "walk"}, "swap_targets": ["eight"]}
+    engine = _engine(_sized_piece(tmp_path / "good", model_factory, walk))
+    server = make_server(engine)
+    (error,) = deliver(server, "/voice/v/model", "fast")
+    assert error.args[1] == (
+        "model 'fast' is not among the swap_targets of voice 'v' (it may play: four, eight)"
+    )
+    assert deliver(server, "/voice/v/model", "eight") == []
+    while engine.swaps_loading or not engine.command_log:
+        engine.next_block()
+    _render(engine, 2)
+    assert engine.snapshot.voices["v"].model == "eight"
+    assert deliver(server, "/voice/v/model", "four") == []  # back to its own model

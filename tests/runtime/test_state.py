@@ -226,7 +226,7 @@ def test_restore_checks_every_value_as_osc_does_and_skips_what_fails(config_path
     assert "unknown command" in reasons[11] and "must be a table" in reasons[12]
     seeds = {kw["voice"]: kw["reason"] for lv, e, kw in log.records if e == "state.seed_skipped"}
     assert seeds == {
-        "v": "seed must be in 0..4294967295, got -5",
+        "v": "seed must be in 0..16777215, got -5",
         "w": "seed must be a whole number, got 1000000000.0",
     }
     # Only the two good overrides (after the programme) reach the engine; no action ran.

@@ -113,3 +113,11 @@ def test_bad_files_and_options_are_refused(ramp: Path, tmp_path: Path) -> None:
         SPEC_ADAPTER.validate_python({"kind": "file", "path": "x.npy", "start_s": 1, "start_frame": 2})
     with pytest.raises(ValidationError, match=r"less than or equal to 16"):
         SPEC_ADAPTER.validate_python({"kind": "file", "path": "x.npy", "speed": 17})
+
+
+def test_start_s_counts_seconds_at_the_rate_a_latent_wav_records(tmp_path: Path) -> None:
+    frames = np.stack([np.arange(20.0), -np.arange(20.0)], axis=1)
+    write_latent_wav(tmp_path / "exact.wav", frames, 2.5)  # header rate 2, exact rate 2.5 Hz
+    soundfile.write(tmp_path / "plain.wav", frames, 2, subtype="FLOAT")  # no recorded rate
+    assert play(tmp_path / "exact.wav", 1, start_s=2.0)[0, 0] == 5.0  # 2 s at 2.5 Hz
+    assert play(tmp_path / "plain.wav", 1, start_s=0.5)[0, 0] == 10.0  # 0.5 s at the model's 20 Hz

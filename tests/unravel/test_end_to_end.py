@@ -53,7 +53,7 @@ def test_decoding_a_latent_wav_matches_its_npy(
     model = model_factory(SYNTH)
     frames = np.random.default_rng(2).standard_normal((20, 4)).astype(np.float32)
     write_npy(tmp_path / "a.npy", frames)
-    write_latent_wav(tmp_path / "b.latent.wav", frames, 16000 // 256)
+    write_latent_wav(tmp_path / "b.latent.wav", frames, 16000 / 256)
     files = [tmp_path / "a.npy", tmp_path / "b.latent.wav"]
     assert run(["unravel", "decode", "--model", model, *files, "--output", tmp_path / "dec"]) == 0
     a = soundfile.read(tmp_path / "dec" / "a.wav")[0]
@@ -81,6 +81,15 @@ def test_audio_wav_is_not_taken_for_latents(
         run(["unravel", "decode", "--model", model, tmp_path / "song.wav", "--output", tmp_path / "d"]) == 2
     )
     assert "header rate 16000 Hz, but a latent WAV for" in capsys.readouterr().err
+
+
+def test_the_exact_rate_a_latent_wav_records_is_checked_not_its_rounded_header_rate(
+    tmp_path: Path, model_factory: Callable[[SynthSpec], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = model_factory(SYNTH)  # 16000 / 256 = 62.5 Hz, header rate 62
+    write_latent_wav(tmp_path / "z.wav", np.zeros((10, 4), dtype=np.float32), 62.0)
+    assert run(["unravel", "decode", "--model", model, tmp_path / "z.wav", "--output", tmp_path / "d"]) == 2
+    assert "z.wav: latents at 62 Hz (recorded in the file), but" in capsys.readouterr().err
 
 
 def test_no_audio_files_says_where_it_looked(

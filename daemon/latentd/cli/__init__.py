@@ -18,11 +18,13 @@ from latentd.cli.common import EXIT_PIPE, HelpFormatter
 COMMAND_MODULES = (
     "latentd.cli.play",
     "latentd.cli.check",
+    "latentd.cli.snapshot",
     "latentd.cli.schedule",
     "latentd.cli.osc",
     "latentd.cli.recording",
     "latentd.cli.models",
     "latentd.cli.tempo",
+    "latentd.cli.seeds",
     "latentd.cli.unravel",
 )
 

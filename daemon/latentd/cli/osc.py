@@ -96,9 +96,12 @@ def send(
         answered = False
         deadline = time.monotonic() + wait_s
         while (left := deadline - time.monotonic()) > 0:
-            reply = _wait_reply(sock, left, ("/error", "/status"))
+            reply = _wait_reply(sock, left, ("/error", "/status", address))
             if reply is None:
                 break
+            if reply.address == address != "/status":  # an answer of its own (/snapshot: the file)
+                out.write(f"{address}: " + " ".join(str(a) for a in reply.args) + "\n")
+                continue
             if reply.address == "/error":
                 reason = reply.args[1] if len(reply.args) > 1 else reply.args
                 sys.stderr.write(f"refused: {address}: {reason!s}\n")

@@ -230,6 +230,11 @@ def _check_voice(
     target = entry.get("model")
     if isinstance(target, str) and target and target not in models:
         found.append(Problem(file, f"{key}.model", target, _unknown("model", target, models, "[models.*]")))
+    swap_targets = entry.get("swap_targets")
+    for i, swap in enumerate(swap_targets if isinstance(swap_targets, list) else []):
+        if isinstance(swap, str) and swap and swap not in models:
+            message = _unknown("model", swap, models, "[models.*]")
+            found.append(Problem(file, f"{key}.swap_targets[{i}]", swap, message))
     routing = _routing_problem([k for k in ROUTINGS if k in entry])
     if routing:
         found.append(Problem(file, key, MISSING, routing))

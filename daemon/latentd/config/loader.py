@@ -96,11 +96,13 @@ class Config:
         return {"venue": venue, "piece": piece}
 
 
-def load_config(path: Path | str) -> Config:
+def load_config(path: Path | str, *, piece_file: Path | None = None) -> Config:
     """Read and check a venue config and the piece it names.
 
     Args:
         path: The venue config file.
+        piece_file: read this file instead of the piece folder's ``piece.toml`` (a snapshot beside it,
+            checked before it is adopted); paths in it stay relative to the piece folder.
 
     Raises:
         ConfigError: with every problem found in both files (the piece is checked even when the venue
@@ -119,7 +121,7 @@ def load_config(path: Path | str) -> Config:
         layout, downmix = _check_venue(venue_raw, venue_file, problems)
         piece_dir = _find_piece(venue_raw, venue_file, problems)
     if piece_dir is not None:
-        piece_file = piece_file_in(piece_dir)
+        piece_file = piece_file_in(piece_dir) if piece_file is None else piece_file
         piece_raw = _read_toml(piece_file, problems)
         if piece_raw is not None:
             piece = _validate(PieceConfig, piece_raw, piece_file, problems)

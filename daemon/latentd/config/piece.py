@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from latentd.config.fields import Gain, LatentNumber, Name, Strict, fail
 from latentd.config.problems import MISSING
+from latentd.sources.pd import PD_EXACT_LIMIT
 from latentd.sources.specs import SourceSpec
 
 
@@ -80,6 +81,14 @@ class VoiceConfig(Strict):
     source: SourceSpec = Field(description="the latent source, chosen by `kind`: see Latent sources")
     gain: Gain = Field(default=1.0, description="voice gain, linear (1 = unity)")
     mute: bool = Field(default=False, description="start muted (OSC /voice/<v>/mute unmutes)")
+    seed: int | None = Field(
+        default=None,
+        ge=0,
+        le=PD_EXACT_LIMIT - 1,  # every voice seed can be typed into a Pd patch and played exactly
+        description="the voice's seed, 0..16777215 (what OSC /voice/<v>/seed sets; latentd snapshot writes "
+        "it); unset = "
+        "derived from the piece's seed and the voice's name",
+    )
     route: list[Annotated[str, Field(min_length=1)] | Annotated[int, Field(ge=0)]] | None = Field(
         default=None,
         min_length=1,
@@ -113,6 +122,13 @@ class VoiceConfig(Strict):
         default_factory=dict,
         description="the model's conditioning inputs (vschaos2 style, read from its labels), by name: a "
         "constant, or a source table whose first dimension is used",
+    )
+    swap_targets: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        default=None,
+        description="the [models.<name>] entries this voice may swap to (OSC /voice/<v>/model) besides its "
+        "own model; `latentd check` builds the voice's source and settings on each and reports what does "
+        "not fit, and a swap to a model not listed is refused. Unset = any of the piece's models whose "
+        "latent size and rate the source and per-dimension settings can follow",
     )
 
     @model_validator(mode="before")

@@ -170,6 +170,7 @@ class OscServer:
         self._episodes: dict[str, _Episode] = {}
         self._token = id(self)
         self._refusals: deque[tuple[OscOrigin, str]] = deque(maxlen=MAX_PENDING_REFUSALS)
+        self._answers: deque[Reply] = deque(maxlen=MAX_PENDING_REFUSALS)
         self._wake: tuple[socket.socket, socket.socket] | None = None
         engine.refusal_listeners.append(self._engine_refused)  # removed by stop()
         self._sock: socket.socket | None = None
@@ -284,9 +285,26 @@ class OscServer:
             with contextlib.suppress(OSError):  # full (already woken) or closing
                 wake[1].send(b"\0")
 
+    def answer(self, command: Command, address: str, args: list[Any]) -> None:
+        """Any thread: queue ``address args`` for the sender of ``command``, if this server took it.
+
+        For work done after a command was applied (``/snapshot`` replies with the file it wrote).
+        """
+        origin = command.origin
+        if not isinstance(origin, OscOrigin) or origin.server != self._token:
+            return
+        self._answers.append((encode_message(address, args), origin.reply_to))  # bounded, never blocks
+        wake = self._wake
+        if wake is not None:
+            with contextlib.suppress(OSError):
+                wake[1].send(b"\0")
+
     def engine_replies(self) -> list[Reply]:
-        """``/error <address> <reason>`` for every refusal the engine published since the last call."""
+        """``/error <address> <reason>`` for every refusal the engine published since the last call, and
+        the answers queued by :meth:`answer`."""
         replies: list[Reply] = []
+        while self._answers:
+            replies.append(self._answers.popleft())
         while True:
             try:
                 origin, reason = self._refusals.popleft()

@@ -274,6 +274,13 @@ ROUTES: tuple[Route, ...] = (
         "start recording the master bus (label goes into the file name)",
     ),
     Route("/record/stop", (), lambda n, a: c.StopRecording(), "stop recording"),
+    Route(
+        "/snapshot",
+        (),
+        lambda n, a: c.SnapshotPiece(),
+        "write the live tuning (overrides, seeds) as a new piece file beside piece.toml; reply "
+        "`/snapshot <path:s>` to the sender",
+    ),
     Route("/status", (), lambda n, a: StatusRequest(), "reply `/status <json:s>` to the sender"),
     Route(
         "/reset", (), lambda n, a: c.ResetOverrides(), "drop every operator override (gains, biases, pans...)"

@@ -32,6 +32,7 @@ from latentd.control.opening import (
 )
 from latentd.control.schedule_config import ScheduleConfig
 from latentd.engine import commands as c
+from latentd.engine.command_base import SEED_MODULUS
 from latentd.engine.engine import Engine
 
 _KEEP_SEEN = dt.timedelta(days=2)  # forget finished recordings after this (a bounded memory)
@@ -39,8 +40,11 @@ _MISSED_SCAN = dt.timedelta(days=8)  # how far back a forward clock jump is sear
 
 
 def day_seed(piece_seed: int, day: dt.date, voice: str) -> int:
-    """The seed of ``voice`` on local date ``day``: stable across restarts and machines."""
-    return (piece_seed + zlib.crc32(f"{day.isoformat()}/{voice}".encode())) % 2**32
+    """The seed of ``voice`` on local date ``day``: stable across restarts and machines.
+
+    A voice seed like any other (0..2^24 - 1), so it can be typed into a Pd patch.
+    """
+    return (piece_seed + zlib.crc32(f"{day.isoformat()}/{voice}".encode())) % SEED_MODULUS
 
 
 class ScheduleController:

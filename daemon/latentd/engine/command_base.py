@@ -39,11 +39,15 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from latentd.sources.pd import PD_EXACT_LIMIT
+
 if TYPE_CHECKING:
     from latentd.engine.engine import Engine
     from latentd.engine.snapshot import EngineSnapshot
 
-SEED_MODULUS = 2**32  # voice seeds are 32-bit: the next seed after the largest is 0
+# Voice seeds are 0..2^24 - 1, seeds a Pd patch takes exactly (its messages hold 32-bit floats); the
+# next seed after the largest is 0.
+SEED_MODULUS = PD_EXACT_LIMIT
 
 COMMANDS: dict[str, type[Command]] = {}
 

@@ -301,7 +301,11 @@ class SetModelAttribute(Command):
 
 @dataclass(frozen=True)
 class SwapModel(Command):
-    """Load ``model`` (one of the piece's models) in the background and crossfade the voice to it."""
+    """Load ``model`` (one of the piece's models) in the background and crossfade the voice to it.
+
+    Refused at once when the voice declares ``swap_targets`` without ``model``, or when its source or
+    per-dimension settings cannot be built for the model's latent size and rate.
+    """
 
     name: ClassVar[str] = "voice.model"
     override = None
@@ -310,6 +314,9 @@ class SwapModel(Command):
 
     def refusal(self, view: EngineSnapshot) -> str | None:
         reason = _swap_refusal(view, self.voice, self.model)
+        if reason is None:
+            # Decided now, so the sender hears it at once rather than when the loaded model lands.
+            reason = view.swap_rules.refusal(self.voice, view.voices[self.voice], self.model)
         loading = view.voices[self.voice].loading
         if reason is None and loading is not None:
             reason = f"voice {self.voice!r} is already swapping to model {loading!r}; wait until it lands"
@@ -498,6 +505,18 @@ class StopRecording(ExternalCommand):
     name: ClassVar[str] = "record.stop"
     override = None
     service: ClassVar[str] = "recording"
+
+
+@dataclass(frozen=True)
+class SnapshotPiece(ExternalCommand):
+    """Write the live tuning (overrides, seeds) into a new piece file beside the piece (``/snapshot``).
+
+    The file is written outside the engine thread; the handler replies to the sender with its path.
+    """
+
+    name: ClassVar[str] = "piece.snapshot"
+    override = None
+    service: ClassVar[str] = "writing a snapshot of the piece"
 
 
 def command_from_json(data: dict[str, Any]) -> Command:

@@ -22,10 +22,11 @@ from latentd.engine.decode import ModelGroup
 from latentd.engine.mix import DcBlocker, Limiter, Ramp, Trims
 from latentd.engine.parallel import ParallelDecoder
 from latentd.engine.programme import Programme, SectionPlan
-from latentd.engine.snapshot import CommandLogView, EngineSnapshot, VoiceInfo, VoiceState, frozen_mapping
+from latentd.engine.snapshot import EngineSnapshot, SnapshotMaker, VoiceInfo
 from latentd.engine.swaps import Swaps
 from latentd.engine.voice import GLIDE_S, Voice
 from latentd.installation.piece import Installation
+from latentd.installation.voices import swap_rules
 
 log = structlog.get_logger("latentd.engine")
 
@@ -113,6 +114,11 @@ class Engine:
         }
         self.swaps = Swaps(self)
         self._ramp_cache: np.ndarray | None = None
+        # Per-block work kept while nothing changes (see _mix_voice, _master_level, _note_peaks).
+        self._levels: dict[int, tuple[np.ndarray, np.ndarray, float, np.ndarray]] = {}
+        self._master_cache: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._peaks_of: list[float] | None = None
+        self._peaks = np.zeros(0)
         glide = int(GLIDE_S * self.samplerate)
         self.master_gain = Ramp(out.master_gain, glide)
         self.master_mute = Ramp(1.0, glide)
@@ -160,6 +166,9 @@ class Engine:
             self.shape_latents = self._morph_latents
             for group in self.groups:
                 group.shape_latents = self.shape_latents
+        infos = {name: model.info for name, model in installation.models.items()}
+        self.swap_rules = swap_rules(installation.builder, infos)  # read by SwapModel's refusal
+        self._snapshots = SnapshotMaker(self)
         self.snapshot: EngineSnapshot = self._make_snapshot()
 
     # ------------------------------------------------------------------ construction
@@ -244,16 +253,15 @@ class Engine:
     # ------------------------------------------------------------------ audio
     def next_block(self) -> np.ndarray:
         """Apply pending commands and produce the next master block, float32 [n_speakers, blocksize]."""
-        while True:
-            try:
-                self._apply(self._commands.get_nowait())
-            except queue.Empty:
-                break
+        pending = self._commands
+        while not pending.empty():  # one consumer: what empty() saw stays there
+            self._apply(pending.get_nowait())
         if self.live_loads:
             for landed in self.swaps.landed():
                 self._apply(landed)
+        counters = self.counters
         for on_start in self.block_start_listeners:
-            on_start(self.counters.blocks)
+            on_start(counters.blocks)
         n = self.blocksize
         crossfades = self.swaps.crossfade_gains(n)
         if self.programme.current.name != self._tempo_section:
@@ -270,50 +278,103 @@ class Engine:
         calls_before = [g.calls for g in active]
         self.decoder.fill(active, n)  # the models decode in parallel when the venue allows threads
         for group, before in zip(active, calls_before, strict=True):
-            self.counters.decode_calls += group.calls - before
-            if self.latent_listeners and group.calls != before:
-                for voice in group.voices:
-                    if self.voices[voice.name] is not voice:
-                        continue  # a voice being replaced: its successor reports the latents
-                    for listener in self.latent_listeners:
-                        listener(self.counters.blocks, voice.name, voice.last_z)  # type: ignore[arg-type]
-            if group.faulted_rows:
+            if group.calls != before:
+                self._decoded(group, before)
+                # Once per decode call, not per block: a call's audio spans many blocks.
                 self._fault(group)
             rows = group.take(n)
             for voice in group.voices:
                 env = envelopes.get(voice.name)
                 if env is None or (voice.retired and id(voice) not in crossfades):
                     continue
-                level = voice.gain.values(n) * voice.mute.values(n) * env
-                fade = crossfades.get(id(voice))
-                if fade is not None:
-                    level = level * fade
-                if voice.fault_until >= self.counters.blocks:
-                    level = level * 0.0
-                sig = rows[voice.row] * level.astype(np.float32)
-                start, delta = voice.routing.block(n, self.samplerate)
-                mix += start.T @ sig
-                if delta is not None:
-                    mix += delta.T @ (sig * self._ramp(n))
+                self._mix_voice(mix, voice, rows[voice.row], env, crossfades.get(id(voice)))
         if crossfades:
             self._end_crossfades()
-        mix *= (self.master_gain.values(n) * self.master_mute.values(n) * self.fade.values(n)).astype(
-            np.float32
-        )
+        mix *= self._master_level(n)
         if not np.isfinite(mix).all():
             # A poisoned sample must never reach the speakers or the DC filter's state.
-            self.counters.nonfinite_blocks += 1
+            counters.nonfinite_blocks += 1
             np.nan_to_num(mix, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
         self.trims.process(mix)
         self.dc.process(mix)
         block = self.limiter.process(mix)
-        peaks = np.max(np.abs(block), axis=1)
-        self.counters.peaks = [max(a, float(b)) for a, b in zip(self.counters.peaks, peaks, strict=True)]
+        self._note_peaks()
         for on_block in self.block_listeners:
-            on_block(self.counters.blocks, block)
-        self.counters.blocks += 1
+            on_block(counters.blocks, block)
+        counters.blocks += 1
         self.snapshot = self._make_snapshot()
         return block
+
+    def _decoded(self, group: ModelGroup, calls_before: int) -> None:
+        """Count a group's new decode calls and tell the latent listeners."""
+        self.counters.decode_calls += group.calls - calls_before
+        if self.latent_listeners:
+            for voice in group.voices:
+                if self.voices[voice.name] is not voice:
+                    continue  # a voice being replaced: its successor reports the latents
+                for listener in self.latent_listeners:
+                    listener(self.counters.blocks, voice.name, voice.last_z)  # type: ignore[arg-type]
+
+    def _mix_voice(
+        self,
+        mix: np.ndarray,
+        voice: Voice,
+        row: np.ndarray,
+        env: np.ndarray | float,
+        fade: np.ndarray | None,
+    ) -> None:
+        """Add one voice's block (``row``: [channels, n]) to ``mix`` at its level, through its routing."""
+        n = row.shape[1]
+        gain, mute = voice.gain.values(n), voice.mute.values(n)
+        silenced = voice.fault_until >= self.counters.blocks
+        if fade is None and not silenced and type(env) is float:
+            # A voice at rest keeps its level array block after block (the ramps hand back the same
+            # steady arrays): it is computed once, exactly as below.
+            cached = self._levels.get(id(voice))
+            if cached is not None and cached[0] is gain and cached[1] is mute and cached[2] == env:
+                level = cached[3]
+            else:
+                level = (gain * mute * env).astype(np.float32)
+                self._levels[id(voice)] = (gain, mute, env, level)
+        else:
+            product = gain * mute * env
+            if fade is not None:
+                product = product * fade
+            if silenced:
+                product = product * 0.0
+            level = product.astype(np.float32)
+        sig = row * level
+        start, delta = voice.routing.block(n, self.samplerate)
+        if sig.shape[0] == 1:
+            # One channel: each output sample is one product, so broadcasting gives the matmul's values.
+            mix += start.T * sig
+            if delta is not None:
+                mix += delta.T * (sig * self._ramp(n))
+        else:
+            mix += start.T @ sig
+            if delta is not None:
+                mix += delta.T @ (sig * self._ramp(n))
+
+    def _master_level(self, n: int) -> np.ndarray:
+        """The master gain × mute × fade over the next ``n`` frames, float32 (advances the three ramps)."""
+        gain, mute, fade = self.master_gain.values(n), self.master_mute.values(n), self.fade.values(n)
+        cached = self._master_cache
+        if cached is not None and cached[0] is gain and cached[1] is mute and cached[2] is fade:
+            return cached[3]  # all three at rest: the same steady arrays as the last block
+        level = (gain * mute * fade).astype(np.float32)
+        self._master_cache = (gain, mute, fade, level)
+        return level
+
+    def _note_peaks(self) -> None:
+        """Raise ``counters.peaks`` to the last block's peaks (a new list only when one rises)."""
+        counters = self.counters
+        if self._peaks_of is not counters.peaks:  # replaced from outside (a checkpoint restored)
+            self._peaks_of = counters.peaks
+            self._peaks = np.array(counters.peaks, dtype=np.float64)
+        block_peaks = self.limiter.out_peaks  # np.max(np.abs(block), axis=1), found by the limiter
+        if (block_peaks > self._peaks).any():
+            self._peaks = np.fmax(self._peaks, block_peaks)  # fmax: a NaN never replaces a peak
+            counters.peaks = self._peaks_of = self._peaks.tolist()
 
     def _ramp(self, n: int) -> np.ndarray:
         """(1..n) / n, float32: how far a per-block gain change has gone at each frame (made once)."""
@@ -386,7 +447,11 @@ class Engine:
             )
 
     def _fault(self, group: ModelGroup) -> None:
+        """Silence the voices whose rows of the last call were not finite; forgive the others' faults."""
         hold_blocks = int(FAULT_HOLD_S * self.samplerate / self.blocksize)
+        for row, voice in enumerate(group.voices):
+            if row not in group.faulted_rows and 0 < voice.faults < MAX_FAULTS:
+                voice.faults = 0  # a clean call ends the run of faults (MAX_FAULTS counts them in a row)
         for row in group.faulted_rows:
             voice = group.voices[row]
             voice.faults += 1
@@ -413,52 +478,7 @@ class Engine:
 
     def _make_snapshot(self) -> EngineSnapshot:
         """The engine's state now, as an immutable value for other threads (the engine thread only)."""
-        p = self.programme
-        counters = self.counters
-        return EngineSnapshot(
-            block=counters.blocks,
-            seconds=counters.blocks * self.blocksize / self.samplerate,
-            piece=self.installation.config.piece.name,
-            sections=tuple(p.names()),
-            section=p.current.name,
-            step=p.step,
-            section_index=p.index,
-            position_s=p.position / self.samplerate,
-            hold=p.hold,
-            open=self.is_open,
-            voices=frozen_mapping(
-                {
-                    name: VoiceState(
-                        seed=v.seed,
-                        gain=float(v.gain.target),
-                        muted=bool(v.mute.target == 0.0),
-                        frozen=v.frozen,
-                        faults=v.faults,
-                        loading=self.swaps.loading.get(name),
-                        info=self.voice_infos[name],
-                    )
-                    for name, v in self.voices.items()
-                }
-            ),
-            master_gain=float(self.master_gain.target),
-            limiter_db=self.limiter.reduction_db,
-            peaks=tuple(counters.peaks),
-            counters=frozen_mapping(
-                {
-                    "blocks": counters.blocks,
-                    "decode_calls": counters.decode_calls,
-                    "nonfinite_blocks": counters.nonfinite_blocks,
-                    "voice_faults": counters.voice_faults,
-                    "refused_commands": counters.refused_commands,
-                    "swaps": counters.swaps,
-                    "swap_failures": counters.swap_failures,
-                }
-            ),
-            overrides=self.overrides.values(),
-            command_log=CommandLogView(self.command_log, len(self.command_log)),
-            piece_models=self._piece_models,
-            handled=frozenset(cls.name for cls in self.handlers),
-        )
+        return self._snapshots.make()
 
     def status(self) -> dict[str, object]:
         """A snapshot for status lines and ``/status`` (engine thread; other threads read ``snapshot``)."""

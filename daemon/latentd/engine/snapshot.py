@@ -10,14 +10,16 @@ See docs/ARCHITECTURE.md, "Control and reads".
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from latentd.engine.command_base import Command
 
 if TYPE_CHECKING:
+    from latentd.engine.engine import Engine
     from latentd.engine.voice import Voice
 
 
@@ -84,6 +86,40 @@ class VoiceState:
 
 
 @dataclass(frozen=True)
+class SwapRules:
+    """What decides at once whether a voice may swap to a model: made once from the installation.
+
+    A voice swapped to a model of its current latent size and rate keeps its source; otherwise the
+    source and the per-dimension settings are built again from the piece for the new model, which
+    ``refusals`` has tried beforehand (a dry run per voice and model, when the installation was made).
+
+    Attributes:
+        shapes: model → ``(latent_size, latent_rate_hz)``.
+        targets: voice → the models it may swap to, for voices that declare ``swap_targets`` (their own
+            model first).
+        refusals: voice → model → why the voice's source or per-dimension settings cannot be built for
+            that model (only the models where they cannot).
+    """
+
+    shapes: Mapping[str, tuple[int, float]] = field(default_factory=lambda: frozen_mapping({}))
+    targets: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: frozen_mapping({}))
+    refusals: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: frozen_mapping({}))
+
+    def refusal(self, name: str, voice: VoiceState, model: str) -> str | None:
+        """Why voice ``name`` (as ``voice`` is now) cannot swap to ``model``, or None."""
+        targets = self.targets.get(name)
+        if targets is not None and model not in targets:
+            return (
+                f"model {model!r} is not among the swap_targets of voice {name!r} "
+                f"(it may play: {', '.join(targets)})"
+            )
+        size, rate = self.shapes.get(model, (0, 0.0))
+        if size == voice.latent_size and math.isclose(rate, voice.latent_rate_hz):
+            return None  # the voice keeps its source as it is
+        return self.refusals.get(name, {}).get(model)
+
+
+@dataclass(frozen=True)
 class CommandLogView(Sequence[tuple[int, Command]]):
     """The first ``length`` entries of the engine's command-log tail, as they were when published.
 
@@ -120,6 +156,7 @@ class EngineSnapshot:
         piece: the piece's name.
         sections: the programme's section names, in order.
         piece_models: the names of the piece's models (what a voice may swap to).
+        swap_rules: which of them each voice can swap to (see :class:`SwapRules`).
         section: the current section's name.
         step: programme transitions since the piece's start.
         section_index: index of ``section`` in ``sections``.
@@ -156,6 +193,29 @@ class EngineSnapshot:
     command_log: CommandLogView = field(default_factory=lambda: CommandLogView([], 0))
     piece_models: tuple[str, ...] = ()
     handled: frozenset[str] = frozenset()
+    swap_rules: SwapRules = field(default_factory=SwapRules)
+
+    @classmethod
+    def of(cls, values: dict[str, Any]) -> EngineSnapshot:
+        """The snapshot holding ``values`` (every field by name).
+
+        Made without the frozen dataclass's ``__init__``, which sets each field through
+        ``object.__setattr__``: the engine publishes a snapshot after every block. A field with a
+        default may be left out.
+
+        Raises:
+            TypeError: ``values`` leaves out a field without a default, or names an unknown one.
+        """
+        if not _REQUIRED_FIELDS <= values.keys() <= _SNAPSHOT_FIELDS:
+            raise TypeError(
+                f"EngineSnapshot needs the fields {sorted(_REQUIRED_FIELDS)} and may have "
+                f"{sorted(_SNAPSHOT_FIELDS - _REQUIRED_FIELDS)}, got {sorted(values)}"
+            )
+        snapshot = object.__new__(cls)
+        state = snapshot.__dict__
+        state.update(_DEFAULTS)
+        state.update(values)
+        return snapshot
 
     def seed_of(self, voice: str) -> int | None:
         """The voice's current seed, None for an unknown voice."""
@@ -191,6 +251,116 @@ class EngineSnapshot:
         }
 
 
+class SnapshotMaker:
+    """Makes the engine's snapshots (engine thread), reusing the parts that did not change.
+
+    Most of a snapshot (the voices' states, the peaks, the command-log view, the handled commands)
+    changes only after a command, a swap or a fault, while a snapshot is made after every block. Each
+    part is kept with the values it was made from, and made again when they differ: compared by
+    identity first, then by value, so any change counts, whoever made it (a checkpoint restored too).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.piece = engine.installation.config.piece.name
+        self.sections = tuple(engine.programme.names())
+        self._voices_key: tuple[Any, ...] | None = None
+        self._voices: Mapping[str, VoiceState] = frozen_mapping({})
+        self._peaks_of: list[float] | None = None
+        self._peaks: tuple[float, ...] = ()
+        self._log = CommandLogView([], 0)
+        self._handled_key: tuple[Any, ...] | None = None
+        self._handled: frozenset[str] = frozenset()
+
+    def make(self) -> EngineSnapshot:
+        """The engine's state now, as an immutable snapshot."""
+        engine = self.engine
+        p = engine.programme
+        counters = engine.counters
+        blocks = counters.blocks
+        if counters.peaks is not self._peaks_of:  # the engine replaces the list when a peak rises
+            self._peaks_of = counters.peaks
+            self._peaks = tuple(counters.peaks)
+        entries = engine.command_log  # appended to, or replaced when trimmed: identity and length tell
+        if entries is not self._log.entries or len(entries) != self._log.length:
+            self._log = CommandLogView(entries, len(entries))
+        handled_key = tuple(engine.handlers)
+        if handled_key != self._handled_key:
+            self._handled_key = handled_key
+            self._handled = frozenset(cls.name for cls in engine.handlers)
+        return EngineSnapshot.of(
+            {
+                "block": blocks,
+                "seconds": blocks * engine.blocksize / engine.samplerate,
+                "piece": self.piece,
+                "sections": self.sections,
+                "section": p.current.name,
+                "step": p.step,
+                "section_index": p.index,
+                "position_s": p.position / engine.samplerate,
+                "hold": p.hold,
+                "open": engine.is_open,
+                "voices": self._voice_states(),
+                "master_gain": float(engine.master_gain.target),
+                "limiter_db": engine.limiter.reduction_db,
+                "peaks": self._peaks,
+                "counters": frozen_mapping(
+                    {
+                        "blocks": blocks,
+                        "decode_calls": counters.decode_calls,
+                        "nonfinite_blocks": counters.nonfinite_blocks,
+                        "voice_faults": counters.voice_faults,
+                        "refused_commands": counters.refused_commands,
+                        "swaps": counters.swaps,
+                        "swap_failures": counters.swap_failures,
+                    }
+                ),
+                "overrides": engine.overrides.values(),
+                "command_log": self._log,
+                "piece_models": engine._piece_models,
+                "handled": self._handled,
+                "swap_rules": engine.swap_rules,
+            }
+        )
+
+    def _voice_states(self) -> Mapping[str, VoiceState]:
+        engine = self.engine
+        loading = engine.swaps.loading
+        infos = engine.voice_infos
+        # What a VoiceState is made of, by reference: a ramp's target is a new array after every change.
+        key = tuple(
+            (name, v.seed, v.gain.target, v.mute.target, v.frozen, v.faults, loading.get(name), infos[name])
+            for name, v in engine.voices.items()
+        )
+        if key != self._voices_key:
+            self._voices_key = key
+            self._voices = frozen_mapping(
+                {
+                    name: VoiceState(
+                        seed=seed,
+                        gain=float(gain),
+                        muted=bool(mute == 0.0),
+                        frozen=frozen,
+                        faults=faults,
+                        loading=load,
+                        info=info,
+                    )
+                    for name, seed, gain, mute, frozen, faults, load, info in key
+                }
+            )
+        return self._voices
+
+
 def frozen_mapping(data: dict[str, Any]) -> Mapping[str, Any]:
     """A read-only view of a dict that nobody else holds."""
     return MappingProxyType(data)
+
+
+_SNAPSHOT_FIELDS = frozenset(f.name for f in fields(EngineSnapshot))
+# Every default is immutable, so one instance serves every snapshot.
+_DEFAULTS = {
+    f.name: f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc,operator]
+    for f in fields(EngineSnapshot)
+    if f.default is not MISSING or f.default_factory is not MISSING
+}
+_REQUIRED_FIELDS = _SNAPSHOT_FIELDS - _DEFAULTS.keys()

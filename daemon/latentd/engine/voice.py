@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from latentd.engine.command_base import SEED_MODULUS
 from latentd.engine.mix import Ramp
 from latentd.installation.layout import Layout
 from latentd.sources.base import Source
@@ -19,8 +20,11 @@ SWAP_CROSSFADE_S = 0.5  # a model swap fades the old voice out and the new one i
 
 
 def voice_seed(piece_seed: int, name: str) -> int:
-    """The seed of a voice: stable across runs and machines, different for each voice name."""
-    return (piece_seed + zlib.crc32(name.encode("utf-8"))) % 2**32
+    """The seed of a voice: stable across runs and machines, different for each voice name.
+
+    0..2^24 - 1 (:data:`~latentd.engine.command_base.SEED_MODULUS`), so it can be typed into a Pd patch.
+    """
+    return (piece_seed + zlib.crc32(name.encode("utf-8"))) % SEED_MODULUS
 
 
 @dataclass
@@ -48,6 +52,8 @@ class Routing:
     # The gains of the last direction asked for: a voice standing still asks for the same every block.
     _gains_key: tuple[float, float] | None = field(default=None, repr=False)
     _gains: np.ndarray | None = field(default=None, repr=False)
+    # The segment's (from, to, frames, span, to - from, change per block), kept while the segment lasts.
+    _segment: tuple[Any, ...] | None = field(default=None, repr=False)
 
     def _along_path(self) -> float:
         assert self.waypoints is not None
@@ -104,8 +110,19 @@ class Routing:
             self._to = self.gains()
             self._pos = 0
         assert self._to is not None
-        delta = (self._to - self._from) * (frames / self._span)
-        start = self._from + (self._to - self._from) * (self._pos / self._span)
+        seg = self._segment
+        if (
+            seg is None
+            or seg[0] is not self._from
+            or seg[1] is not self._to
+            or seg[2] != frames
+            or seg[3] != self._span
+        ):
+            diff = self._to - self._from
+            step = diff * (frames / self._span)
+            seg = self._segment = (self._from, self._to, frames, self._span, diff, step)
+        diff, delta = seg[4], seg[5]
+        start = self._from + diff * (self._pos / self._span)
         self._pos += frames
         self._last = start + delta
         return start, delta

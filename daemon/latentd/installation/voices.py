@@ -9,19 +9,40 @@ new model and fall back to defaults).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
+import structlog
 
 from latentd.config import Config, ConfigError, Problem
 from latentd.config.schema import VoiceConfig
+from latentd.engine.snapshot import SwapRules
 from latentd.engine.voice import Routing, Voice, voice_seed
 from latentd.installation.conditioning import constant_problem, source_problem
 from latentd.installation.layout import Layout, make_layout
 from latentd.installation.models import ModelInfo
-from latentd.sources import build_source
+from latentd.sources import NoiseSpec, SourceSpec, build_source
 from latentd.sources.base import Source, per_dim
+from latentd.sources.noise import pd_seed_changes
+
+
+def warn_pd_seeds(spec: SourceSpec, latent_size: int, file: Path, key: str) -> None:
+    """Log a warning for each seed that ``seed_from = "pd"`` changes, naming the file and the key."""
+    if isinstance(spec, NoiseSpec):
+        for change in pd_seed_changes(spec, latent_size):
+            structlog.get_logger("latentd.voices").warning(
+                "source.pd_seed_changed",
+                file=str(file),
+                key=f"{key}.{change.key}",
+                **({} if change.dim is None else {"dim": change.dim}),
+                written=change.written,
+                plays=change.plays,
+                reason="Pd holds a seed message's argument as a 32-bit float",
+            )
 
 
 def piece_to_venue(piece_layout: Layout, venue: Layout) -> np.ndarray:
@@ -88,7 +109,7 @@ class VoiceBuilder:
         file = self.piece_file
         key = f"voices.{name}"
         if seed is None:
-            seed = voice_seed(self.seed, name)
+            seed = voice_seed(self.seed, name) if vc.seed is None else vc.seed
         if source is None:
             try:
                 source = build_source(
@@ -102,6 +123,7 @@ class VoiceBuilder:
             except ValueError as exc:
                 problems.append(Problem(file, f"{key}.source", vc.source.kind, str(exc)))
                 return None
+            warn_pd_seeds(vc.source, info.latent_size, file, f"{key}.source")
         constants = {k: float(v) for k, v in vc.conditioning.items() if isinstance(v, int | float)}
         driven = self._conditioning_sources(name, vc, info, problems)
         self._check_ranges(name, vc, info, problems)
@@ -143,6 +165,7 @@ class VoiceBuilder:
                         seed=voice_seed(self.seed, f"{name}.{cond_name}"),
                         base_dir=self.config.piece_dir,
                     )
+                    warn_pd_seeds(spec, 1, self.piece_file, f"{key}.conditioning.{cond_name}")
                 except ValueError as exc:
                     problems.append(
                         Problem(self.piece_file, f"{key}.conditioning.{cond_name}", spec.kind, str(exc))
@@ -258,6 +281,98 @@ def build_voices(builder: VoiceBuilder, infos: dict[str, ModelInfo]) -> dict[str
             continue
         rows[vc.model] = row + 1
         voices[name] = voice
+    problems += swap_target_problems(builder, infos)
     if problems:
         raise ConfigError(problems)
     return voices
+
+
+def fit_problems(builder: VoiceBuilder, name: str, info: ModelInfo, *, every_setting: bool) -> list[Problem]:
+    """A dry run of voice ``name`` built again on a model described by ``info``: what does not fit.
+
+    Builds the voice's source (and closes it: a pool source starts a loader thread) and checks its
+    per-dimension settings; with ``every_setting`` also its conditioning and routing (which a swap
+    otherwise lets fall back to defaults).
+    """
+    vc = builder.config.piece.voices[name]
+    key = f"voices.{name}"
+    problems: list[Problem] = []
+    try:
+        source = build_source(
+            vc.source,
+            latent_size=info.latent_size,
+            latent_rate_hz=info.latent_rate_hz,
+            ratio=info.ratio,
+            seed=voice_seed(builder.seed, name) if vc.seed is None else vc.seed,
+            base_dir=builder.config.piece_dir,
+        )
+    except ValueError as exc:
+        problems.append(Problem(builder.piece_file, f"{key}.source", vc.source.kind, str(exc)))
+    else:
+        _close(source)
+    builder._per_dim(vc.bias, 0.0, info.latent_size, f"{key}.bias", problems)
+    builder._per_dim(vc.scale, 1.0, info.latent_size, f"{key}.scale", problems)
+    if every_setting:
+        for driven in builder._conditioning_sources(name, vc, info, problems).values():
+            _close(driven)
+        builder._check_ranges(name, vc, info, problems)
+        builder._routing(vc, info.n_channels, key, problems)
+    return problems
+
+
+def swap_target_problems(builder: VoiceBuilder, infos: dict[str, ModelInfo]) -> list[Problem]:
+    """Every setting of a voice that does not fit one of its declared ``swap_targets``.
+
+    Each problem names ``voices.<v>.swap_targets[i]`` and says which setting does not fit and why.
+    Names that are not models of the piece are reported by the configuration checks.
+    """
+    problems: list[Problem] = []
+    for name, vc in builder.config.piece.voices.items():
+        for i, target in enumerate(vc.swap_targets or ()):
+            info = infos.get(target)
+            if info is None or target == vc.model:
+                continue
+            for found in fit_problems(builder, name, info, every_setting=True):
+                message = f"model {target!r} ({_shape(info)}): {found.key} = {found.value!r}: {found.message}"
+                key = f"voices.{name}.swap_targets[{i}]"
+                problems.append(Problem(builder.piece_file, key, target, message))
+    return problems
+
+
+def swap_rules(builder: VoiceBuilder, infos: dict[str, ModelInfo]) -> SwapRules:
+    """Which models each voice of the piece can swap to, decided once (a dry run per voice and model).
+
+    Only models of another latent size or rate than the voice's own are tried: on the others the voice
+    keeps a source of the same shape.
+    """
+    shapes = {model: (info.latent_size, info.latent_rate_hz) for model, info in infos.items()}
+    targets: dict[str, tuple[str, ...]] = {}
+    refusals: dict[str, Mapping[str, str]] = {}
+    for name, vc in builder.config.piece.voices.items():
+        if vc.swap_targets is not None:
+            targets[name] = (vc.model, *(t for t in vc.swap_targets if t != vc.model))
+        own_size, own_rate = shapes[vc.model]
+        refused: dict[str, str] = {}
+        for model, info in infos.items():
+            if info.latent_size == own_size and math.isclose(info.latent_rate_hz, own_rate):
+                continue
+            if name in targets and model not in targets[name]:
+                continue  # refused for that already
+            found = fit_problems(builder, name, info, every_setting=False)
+            if found:
+                reasons = "; ".join(f"{p.key}: {p.message}" for p in found)
+                refused[model] = f"voice {name!r} cannot play model {model!r} ({_shape(info)}): {reasons}"
+        if refused:
+            refusals[name] = MappingProxyType(refused)
+    return SwapRules(MappingProxyType(shapes), MappingProxyType(targets), MappingProxyType(refusals))
+
+
+def _shape(info: ModelInfo) -> str:
+    return f"latent_size {info.latent_size} at {info.latent_rate_hz:g} Hz"
+
+
+def _close(source: Source) -> None:
+    """Stop what a source runs in the background (a dry run's source is never stepped)."""
+    close = getattr(source, "close", None)
+    if callable(close):
+        close()

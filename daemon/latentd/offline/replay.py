@@ -315,6 +315,7 @@ def _render(
     # Recording commands were applied live; accept them here too so the engine's state matches.
     engine.handlers[c.StartRecording] = lambda cmd: None
     engine.handlers[c.StopRecording] = lambda cmd: None
+    engine.handlers[c.SnapshotPiece] = lambda cmd: None  # a file written live, not sound
     if plan.checkpoint is not None:
         try:
             restore(engine, plan.checkpoint)

@@ -398,7 +398,7 @@ def session_static(engine: Engine, config: Config) -> SessionStatic:
     rates = {}
     for name, voice in config.piece.voices.items():
         info = inst.models[voice.model].info
-        rates[name] = max(1, info.sr // info.ratio)
+        rates[name] = info.latent_rate_hz
     fade = engine.fade_in_s
     return SessionStatic(
         piece=config.piece.name,

@@ -28,6 +28,7 @@ import soundfile as sf
 
 from latentd.atomic import replacing, write_json_atomic
 from latentd.recording.session_file import SESSION_FILE
+from latentd.unravel.latentio import LatentWavWriter, latent_rate_of
 
 AUDIO_SUFFIXES = (".w64", ".wav", ".rf64", ".flac")
 READ_FRAMES = 65536
@@ -192,7 +193,7 @@ def _is_whole(path: Path, src: sf.SoundFile) -> bool:
         return False
     if src.format == "W64" and not _w64_whole(path):
         return False
-    if src.format in ("WAV", "RF64"):
+    if src.format in ("WAV", "WAVEX", "RF64"):
         found = _riff_data(path)
         if found is None or src.frames != found[1] // found[3] or not _riff_sizes_whole(path, found[1]):
             return False
@@ -217,17 +218,33 @@ def recover_file(path: Path) -> Recovered:
         if _is_whole(path, src):
             fmt, subtype, sr, ch = src.format, src.subtype, src.samplerate, src.channels
             return Recovered(path, fmt, subtype, int(src.frames), sr, ch, int(src.frames), True, latents)
+    rate_hz = _latent_rate(path) if latents else None
     src = sf.SoundFile(path)
     with replacing(path) as tmp, src:
         fmt, subtype, sr, ch = src.format, src.subtype, src.samplerate, src.channels
         header = -1 if fmt == "FLAC" else int(src.frames)
         blocks = _sf_blocks(src) if header != 0 else _raw_blocks(path, subtype, ch)
         frames = 0
-        with sf.SoundFile(tmp, "w", sr, ch, subtype=subtype, format=fmt) as out:
+        # A latent WAV is written again as latentd writes them, its exact latent rate kept.
+        rewrite = latents and subtype == "FLOAT" and fmt in ("WAV", "WAVEX")
+        out: sf.SoundFile | LatentWavWriter = (
+            LatentWavWriter(tmp, ch, rate_hz or sr)
+            if rewrite
+            else sf.SoundFile(tmp, "w", sr, ch, subtype=subtype, format=fmt)
+        )
+        with out:
             for block in blocks:
                 out.write(block)
                 frames += len(block)
     return Recovered(path, fmt, subtype, frames, sr, ch, header, False, latents)
+
+
+def _latent_rate(path: Path) -> float | None:
+    """The exact latent rate a latent WAV records, None when it records none or it cannot be read."""
+    try:
+        return latent_rate_of(path)
+    except ValueError:
+        return None
 
 
 def audio_files(target: Path) -> list[Path]:

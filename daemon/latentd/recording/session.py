@@ -30,9 +30,9 @@ import soundfile as sf
 import structlog
 
 from latentd.atomic import open_atomic
-from latentd.audiofile import set_header_auto
 from latentd.engine.commands import Command
 from latentd.recording.segments import WRITE_ERRORS
+from latentd.unravel.latentio import LatentWavWriter
 
 log = structlog.get_logger("latentd.recorder")
 
@@ -202,31 +202,31 @@ def read_command_log(path: Path) -> list[tuple[int, dict[str, Any]]]:
 class LatentRecording:
     """The latents one voice decoded while recording: a latent WAV written as they come, and an .npy.
 
-    ``<voice>_latents.wav``: 32-bit float, one channel per latent dimension, header rate ``sr // ratio``
-    (the form Pure Data reads). ``<voice>.npy``: shape (1, latent_size, n_frames) float32, what
+    ``<voice>_latents.wav``: 32-bit float, one channel per latent dimension, the header rate ``sr //
+    ratio`` and the exact latent rate in its comment (the form Pure Data, sox and latentd read: see
+    :mod:`latentd.unravel.latentio`). ``<voice>.npy``: shape (1, latent_size, n_frames) float32, what
     ``decode`` takes; rewritten from the WAV by :meth:`save_npy` (at rotation and stop).
     """
 
-    def __init__(self, folder: Path, voice: str, latent_size: int, rate_hz: int) -> None:
+    def __init__(self, folder: Path, voice: str, latent_size: int, rate_hz: float) -> None:
         self.voice = voice
         self.latent_size = latent_size
         self.wav_path = folder / f"{voice}_latents.wav"
         self.npy_path = folder / f"{voice}.npy"
-        self.frames = 0
-        self._file = sf.SoundFile(
-            self.wav_path, "w", max(1, rate_hz), latent_size, subtype="FLOAT", format="WAV"
-        )
-        set_header_auto(self._file)
+        self._file = LatentWavWriter(self.wav_path, latent_size, rate_hz)
+
+    @property
+    def frames(self) -> int:
+        """Frames written so far."""
+        return self._file.frames
 
     def write(self, z: np.ndarray) -> None:
         """Append z [latent_size, n_frames]."""
-        self._file.write(np.ascontiguousarray(z.T, dtype=np.float32))
-        self.frames += z.shape[1]
+        self._file.write(z.T)
 
     def flush(self) -> None:
         """Push what was written to the disk (nothing once closed)."""
-        if not self._file.closed:
-            self._file.flush()
+        self._file.flush()
 
     def save_npy(self) -> None:
         """(Re)write ``<voice>.npy`` with every frame so far (closing wrote it last)."""
@@ -257,12 +257,12 @@ class SessionLatents:
 
     Args:
         folder: The session folder.
-        rates: Voice → header rate of its first latent WAV.
+        rates: Voice → latent rate (Hz) of its first latent WAV.
         live_rate_hz: The latent rate of a voice's current model (for the pair of a swapped voice).
     """
 
     def __init__(
-        self, folder: Path, rates: dict[str, int], live_rate_hz: Callable[[str], float | None]
+        self, folder: Path, rates: dict[str, float], live_rate_hz: Callable[[str], float | None]
     ) -> None:
         self.folder = folder
         self.rates = rates
@@ -283,7 +283,7 @@ class SessionLatents:
             n = sum(1 for key in self.files if key.startswith(f"{voice}#")) + 1
             name = voice if n == 1 else f"{voice}.{n}"
             live = self.live_rate_hz(voice) if n > 1 else None
-            rate = max(1, int(live)) if live is not None else self.rates.get(voice, 1)
+            rate = live if live is not None else self.rates.get(voice, 1.0)
             rec = self.files[voice] = LatentRecording(self.folder, name, z.shape[0], rate)
         rec.write(z)
 

@@ -31,7 +31,7 @@ class SessionStatic:
     """What a session records about the installation (the same for every session of a run).
 
     Attributes:
-        latent_rates: voice → header rate of its latent WAV (``sr // ratio``); not written to the file.
+        latent_rates: voice → latent rate of its latent WAV (``sr / ratio``, Hz); not written to the file.
     """
 
     piece: str
@@ -46,7 +46,7 @@ class SessionStatic:
     speakers: list[str]
     torch_threads: int
     fade_in_s: float
-    latent_rates: dict[str, int] = field(default_factory=dict)
+    latent_rates: dict[str, float] = field(default_factory=dict)
     call_shapes: dict[str, list[int]] = field(default_factory=dict)  # model → [batch, frames]
     decode_threads: int = 1
 

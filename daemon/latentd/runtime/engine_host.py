@@ -17,13 +17,15 @@ from typing import Any
 
 import structlog
 
-from latentd.config import Config
+from latentd.config import Config, ConfigError
 from latentd.control.osc import OscServer, make_status_provider
 from latentd.control.scheduler import ScheduleHandle, start_scheduler
 from latentd.diffusion.piece_pools import PiecePools
+from latentd.engine import commands as c
 from latentd.engine.engine import Engine
 from latentd.engine.ring import BlockRing
 from latentd.offline.build import build_engine
+from latentd.offline.snapshot import snapshot_now
 from latentd.recording.recorder import Recorder, attach_recorder
 from latentd.runtime.process import freeze_heap
 from latentd.runtime.state import StateWriter, restore_state, state_path
@@ -69,6 +71,54 @@ class EngineWorker(threading.Thread):
             self.join(timeout_s)
 
 
+class SnapshotRequests:
+    """The ``/snapshot`` handler: each request writes the piece snapshot in its own background thread.
+
+    Called in the engine thread (it only starts the thread). The thread waits for the snapshot published
+    after the block the request was applied at, so the commands sent before it count; then merges the
+    live state into the piece, writes the file and answers the sender ``/snapshot <path>`` (or
+    ``/error /snapshot <reason>``) through ``answer``.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        engine: Engine,
+        answer: Callable[[c.Command, str, list[Any]], None],
+        wait_s: float = 2.0,
+    ) -> None:
+        self.config = config
+        self.engine = engine
+        self.answer = answer
+        self.wait_s = wait_s
+        self._threads: list[threading.Thread] = []
+
+    def __call__(self, cmd: c.Command) -> None:
+        block = self.engine.counters.blocks
+        thread = threading.Thread(target=self._write, args=(cmd, block), name="latentd-snapshot", daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]  # bounded: finished ones go
+        thread.start()
+
+    def _write(self, cmd: c.Command, block: int) -> None:
+        deadline = time.monotonic() + self.wait_s
+        while self.engine.snapshot.block <= block and time.monotonic() < deadline:
+            time.sleep(0.005)
+        try:
+            path, merged = snapshot_now(self.config, self.engine.snapshot, self.engine.seed)
+        except (ConfigError, OSError, ValueError) as exc:
+            reason = " ".join(str(exc).split())
+            log.error("snapshot.failed", error=reason)
+            self.answer(cmd, "/error", ["/snapshot", f"no snapshot written: {reason}"])
+            return
+        log.info("snapshot.written", path=str(path), written=merged.written, not_kept=merged.left_out)
+        self.answer(cmd, "/snapshot", [str(path)])
+
+    def join(self, timeout_s: float = 5.0) -> None:
+        """Wait for the snapshots being written."""
+        for thread in self._threads:
+            thread.join(timeout_s)
+
+
 class EngineHost:
     """Start in order, stop in reverse: pools, models, engine, recorder, state, scheduler, worker, OSC."""
 
@@ -95,6 +145,7 @@ class EngineHost:
         self.schedule: ScheduleHandle | None = None
         self.state: StateWriter | None = None
         self.pools: PiecePools | None = None
+        self.snapshots: SnapshotRequests | None = None
         self._engine_status: Callable[[], dict[str, Any]] | None = None
         self._last_status = time.monotonic()
 
@@ -111,6 +162,8 @@ class EngineHost:
         )
         if self.record and not recorder.recording:
             recorder.request_start(self.label)
+        # Registered before the worker starts: the engine thread reads its handlers.
+        engine.handlers[c.SnapshotPiece] = self.snapshots = SnapshotRequests(config, engine, self._answer)
         # Before the first block: resume where the state file says, then let the clock decide whether the
         # venue is open (a closed venue starts silent).
         restore_state(engine, state_path(config), log)
@@ -125,6 +178,10 @@ class EngineHost:
         if config.venue.osc.enabled:
             self.osc = OscServer(engine, config.venue.osc, self.status, log)
             self.osc.start()
+
+    def _answer(self, cmd: c.Command, address: str, args: list[Any]) -> None:
+        if self.osc is not None:
+            self.osc.answer(cmd, address, args)
 
     def status(self) -> dict[str, Any]:
         """The ``/status`` reply: the engine's status, plus ``pools`` (each pool's state; see
@@ -172,6 +229,8 @@ class EngineHost:
             self.osc.stop()
         if self.worker is not None:
             self.worker.stop(timeout_s)
+        if self.snapshots is not None:
+            self.snapshots.join(timeout_s)
         if self.recorder is not None:
             self.recorder.close()
         if self.state is not None:

@@ -8,7 +8,7 @@ import numpy as np
 
 from latentd.sources.base import Source
 from latentd.sources.specs import FileSpec
-from latentd.unravel.latentio import read_latents
+from latentd.unravel.latentio import latent_rate_of, read_latents
 
 
 def resolve(name: str, base_dir: Path | None) -> Path:
@@ -25,7 +25,8 @@ class FileSource(Source):
     The read position advances ``speed`` file frames per latent frame; fractional positions interpolate
     linearly between neighbouring frames (with ``loop``, the last frame leads into the first). Without
     ``loop`` the last frame is held once reached. A trigger, or ``reseed``, returns to the start position
-    (the file is the same for every seed). Run-time parameter: ``speed``.
+    (the file is the same for every seed). Run-time parameter: ``speed``. ``start_s`` counts seconds at
+    the rate a latent WAV records (:attr:`file_rate_hz`), else at the model's latent rate.
 
     Raises:
         ValueError: the file is missing or unreadable, its dims differ from ``latent_size``, or the start
@@ -49,17 +50,20 @@ class FileSource(Source):
         self._frames = np.ascontiguousarray(frames.T, dtype=np.float64)  # (latent_size, N)
         self._loop = spec.loop
         self._speed = spec.speed
+        # A latent WAV of latentd's records its exact rate: seconds into the file are its own seconds.
+        self.file_rate_hz = latent_rate_of(self.path) or latent_rate_hz
+        rate = self.file_rate_hz
         if spec.start_frame is not None:
             self._start = float(spec.start_frame)
         elif spec.start_s is not None:
-            self._start = spec.start_s * latent_rate_hz
+            self._start = spec.start_s * rate
         else:
             self._start = 0.0
         if self._start >= n_frames:
             raise ValueError(
                 f"latent file {self.path}: start at frame {self._start:g} "
-                f"({self._start / latent_rate_hz:.3f} s) is beyond its end: it holds {n_frames} frames "
-                f"({n_frames / latent_rate_hz:.3f} s at {latent_rate_hz:.3f} frames/s)"
+                f"({self._start / rate:.3f} s) is beyond its end: it holds {n_frames} frames "
+                f"({n_frames / rate:.3f} s at {rate:g} frames/s)"
             )
         self._add_param("speed", 0.01, 16.0, lambda: self._speed, self._set_speed)
         self._restart(seed)

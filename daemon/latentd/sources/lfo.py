@@ -31,6 +31,11 @@ class LfoSource(Source):
         self._add_param("intensity", 0.0, 100.0, lambda: self._intensity, self._set_intensity)
         self._restart(seed)
 
+    @property
+    def start_phase(self) -> np.ndarray:
+        """Each dimension's start phase in cycles (0..1), the phase a trigger returns to."""
+        return self._start_phase.copy()
+
     def trigger(self) -> None:
         """Phase reset: back to the start phase from the next frame on."""
         self._anchor_phase = self._start_phase.copy()

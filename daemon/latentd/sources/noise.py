@@ -5,15 +5,18 @@
 ``state = state * 435898247 + 382842987 (mod 2**32)``. nn~ takes the last audio sample of each
 ``ratio``-sample hop as the latent value, so latent frame ``t`` is audio sample ``(t + 1) * ratio - 1``.
 Advancing ``ratio`` samples is one affine map mod 2**32, so each frame costs O(1).
+Seeds as Pd's messages make them, and unseeded ``noise~`` objects, come from :mod:`latentd.sources.pd`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from latentd.sources.base import Source
+from latentd.sources.pd import PD_EXACT_LIMIT, pd_instance_seed, pd_seed
 from latentd.sources.specs import NoiseSpec
 
 LCG_MUL = 435898247
@@ -54,8 +57,75 @@ def pd_noise_audio(seed: int, n_samples: int) -> np.ndarray:
 
 
 def derived_seeds(base: int, latent_size: int) -> list[int]:
-    """Per-dimension seeds ``base + 1000 * dim`` (mod 2**32)."""
-    return [(base + DIM_SEED_STRIDE * dim) & MASK32 for dim in range(latent_size)]
+    """Per-dimension seeds ``base + 1000 * dim``, as signed values (the streams take them mod 2**32).
+
+    From a base Pd takes exactly (|base| <= 2^24, as every voice seed), a seed past 2^24 counts on from 1,
+    so every derived seed can be typed into a Pd patch; from other bases they are plain sums.
+    """
+    seeds = [base + DIM_SEED_STRIDE * dim for dim in range(latent_size)]
+    if abs(base) > PD_EXACT_LIMIT:
+        return seeds
+    return [s if s <= PD_EXACT_LIMIT else (s - 1) % PD_EXACT_LIMIT + 1 for s in seeds]
+
+
+@dataclass(frozen=True)
+class SeedChange:
+    """A seed Pd plays differently from how the piece writes it (``seed_from = "pd"``).
+
+    Attributes:
+        key: where, below the source's key: ``seeds[2]``, ``seed_bank[1]`` or ``seed_bank[1][0]``.
+        written: the seed as written (for a derived seed, ``base + 1000 * dim`` of the converted base).
+        plays: the seed Pd's ``noise~`` takes from it, which the source plays.
+        dim: the latent dimension, for a seed derived from a base; else None.
+    """
+
+    key: str
+    written: int
+    plays: int
+    dim: int | None = None
+
+    def __str__(self) -> str:
+        what = f"{self.key} (dimension {self.dim})" if self.dim is not None else self.key
+        return (
+            f"{what}: Pd turns seed {self.written} into {self.plays} (a 32-bit float, then an int); "
+            f"{self.plays} is played"
+        )
+
+
+def pd_seed_changes(spec: NoiseSpec, latent_size: int) -> list[SeedChange]:
+    """Every seed that ``seed_from = "pd"`` changes, in key order (empty for exact seeds)."""
+    if spec.seed_from != "pd":
+        return []
+    changes: list[SeedChange] = []
+    entries: list[tuple[str, int | Sequence[int]]] = []
+    if spec.seeds is not None:
+        entries = [(f"seeds[{i}]", seed) for i, seed in enumerate(spec.seeds)]
+    elif spec.seed_bank is not None:
+        entries = [(f"seed_bank[{i}]", entry) for i, entry in enumerate(spec.seed_bank)]
+    for key, entry in entries:
+        if isinstance(entry, int):
+            base = pd_seed(entry)
+            if base != entry:
+                changes.append(SeedChange(key, entry, base))
+            if key.startswith("seed_bank"):  # a base seed: its derived seeds are typed into Pd too
+                for dim, seed in enumerate(derived_seeds(base, latent_size)[1:], start=1):
+                    if pd_seed(seed) != seed:
+                        changes.append(SeedChange(key, seed, pd_seed(seed), dim))
+        else:
+            for j, seed in enumerate(entry):
+                if pd_seed(seed) != seed:
+                    changes.append(SeedChange(f"{key}[{j}]", seed, pd_seed(seed)))
+    return changes
+
+
+def instance_numbers(spec: NoiseSpec, latent_size: int) -> list[int] | None:
+    """The Pd ``noise~`` instance each dimension plays (``pd_instance``), or None when not given."""
+    k = spec.pd_instance
+    if k is None:
+        return None
+    if isinstance(k, int):
+        return [k + dim for dim in range(latent_size)]
+    return list(_check_len(k, "pd_instance", latent_size, what="instance numbers"))
 
 
 class NoiseSource(Source):
@@ -70,15 +140,20 @@ class NoiseSource(Source):
     ) -> None:
         super().__init__(spec, latent_size=latent_size, latent_rate_hz=latent_rate_hz, seed=seed)
         self._restart_on_trigger = spec.restart_on_trigger
+        # Seeds typed into a Pd patch play what Pd's `seed` message makes of them.
+        played: Callable[[int], int] = pd_seed if spec.seed_from == "pd" else int
         self._pinned: list[int] | None = None
         if spec.seeds is not None:
-            self._pinned = [s & MASK32 for s in _check_len(spec.seeds, "seeds", latent_size)]
+            self._pinned = [played(s) & MASK32 for s in _check_len(spec.seeds, "seeds", latent_size)]
+        instances = instance_numbers(spec, latent_size)
+        if instances is not None:
+            self._pinned = [pd_instance_seed(k) & MASK32 for k in instances]
         self._bank: list[list[int]] | None = None
         if spec.seed_bank is not None:
             self._bank = [
-                derived_seeds(entry, latent_size)
+                [played(s) & MASK32 for s in derived_seeds(played(entry), latent_size)]
                 if isinstance(entry, int)
-                else [s & MASK32 for s in _check_len(entry, f"seed_bank[{i}]", latent_size)]
+                else [played(s) & MASK32 for s in _check_len(entry, f"seed_bank[{i}]", latent_size)]
                 for i, entry in enumerate(spec.seed_bank)
             ]
         self._bank_index = 0
@@ -110,7 +185,7 @@ class NoiseSource(Source):
         elif self._pinned is not None:
             self._start(self._pinned)
         else:
-            self._start(derived_seeds(seed, self.latent_size))
+            self._start([s & MASK32 for s in derived_seeds(seed, self.latent_size)])
 
     def _start(self, seeds: Sequence[int]) -> None:
         self._seeds = list(seeds)
@@ -143,10 +218,9 @@ class NoiseSource(Source):
         return pd_noise_values(states).astype(np.float64)
 
 
-def _check_len(values: Sequence[int], field: str, latent_size: int) -> Sequence[int]:
+def _check_len(values: Sequence[int], field: str, latent_size: int, what: str = "seeds") -> Sequence[int]:
     if len(values) != latent_size:
         raise ValueError(
-            f"`{field}`: {len(values)} seeds given, but latent_size is {latent_size}; "
-            f"give one seed per dimension"
+            f"`{field}`: {len(values)} {what} given, but latent_size is {latent_size}; give one per dimension"
         )
     return values

@@ -17,6 +17,7 @@ LATENT_LIMIT = 100.0
 
 LatentValue = Annotated[float, Field(ge=-LATENT_LIMIT, le=LATENT_LIMIT)]
 Seed = Annotated[int, Field(ge=-(2**31), le=2**32 - 1)]
+PdInstance = Annotated[int, Field(ge=1, le=1_000_000)]
 Phase = Annotated[float, Field(ge=0.0, le=1.0)]
 Direction = Literal[-1, 1]
 LfoFreq = Annotated[float, Field(ge=0.001, le=0.1)]
@@ -55,7 +56,8 @@ class NoiseSpec(SpecBase):
     seeds: list[Seed] | None = Field(
         None,
         description="One Pd `noise~` seed per latent dimension (pins the streams: the voice seed is then "
-        "ignored); default: seed + 1000 * dim from the voice seed. Each -2^31..2^32-1.",
+        "ignored); default: voice seed + 1000 * dim (past 2^24 counting on from 1, so each one is a seed "
+        "Pd takes exactly). Each -2^31..2^32-1.",
     )
     restart_on_trigger: bool = Field(
         False, description="If true, a trigger restarts the streams from their seeds."
@@ -67,10 +69,32 @@ class NoiseSpec(SpecBase):
         "Not together with `seeds`.",
     )
 
+    seed_from: Literal["exact", "pd"] = Field(
+        "exact",
+        description='Where `seeds` and `seed_bank` come from: "exact" (default) plays each integer as '
+        'written; "pd" plays what a Pd `seed` message makes of it (Pd holds the argument as a 32-bit '
+        "float, so seeds beyond 2^24 round: 16777217 plays 16777216, and 2^31 or more plays -2^31). "
+        "latentd warns, naming the key, where that changes a seed.",
+    )
+    pd_instance: PdInstance | list[PdInstance] | None = Field(
+        None,
+        description="Plays unseeded Pd `noise~` objects: k makes dimension d play the (k + d)-th `noise~` "
+        "created in a Pd session (from 1; every `noise~` counts, seeded or not, in the order Pd creates "
+        "them: a patch's objects in file order); or a list of one instance number per dimension. "
+        "1..1000000. Pins the streams like `seeds`; not together with `seeds` or `seed_bank`.",
+    )
+
     @model_validator(mode="after")
     def _seeds_or_bank(self) -> NoiseSpec:
         if self.seeds is not None and self.seed_bank is not None:
             raise ValueError("give either `seeds` or `seed_bank`, not both")
+        if self.pd_instance is not None and (self.seeds is not None or self.seed_bank is not None):
+            raise ValueError("give either `pd_instance` or `seeds`/`seed_bank`, not both")
+        if self.seed_from == "pd" and self.seeds is None and self.seed_bank is None:
+            raise ValueError(
+                'seed_from = "pd" applies to `seeds` and `seed_bank`: give one of them '
+                "(seeds derived from the voice seed are already exact in Pd)"
+            )
         if self.seed_bank is not None and len(self.seed_bank) == 0:
             raise ValueError("`seed_bank` must hold at least one entry")
         return self

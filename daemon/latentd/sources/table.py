@@ -60,6 +60,11 @@ class TableSource(Source):
         """Points in each dimension's table."""
         return self._n_points
 
+    @property
+    def points(self) -> np.ndarray:
+        """The table of each dimension, (latent_size, n_points), before width, scale and offset."""
+        return self._table.copy()
+
     def trigger(self) -> None:
         """Restart the loop at its first point."""
         self._anchor_phase = 0.0

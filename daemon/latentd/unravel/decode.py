@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,7 +13,13 @@ from tqdm import tqdm
 
 from latentd.installation.models import LoadedModel, ModelInfo
 from latentd.unravel.inputs import UnravelError, find_inputs, output_names
-from latentd.unravel.latentio import LATENT_SUFFIXES, latent_wav_rate, read_latents, wav_header_rate
+from latentd.unravel.latentio import (
+    LATENT_SUFFIXES,
+    latent_rate_of,
+    latent_wav_rate,
+    read_latents,
+    wav_header_rate,
+)
 
 #: Latent frames per decode call for streaming models (their state makes the chunks join exactly).
 CHUNK_FRAMES = 64
@@ -62,7 +69,14 @@ def load_z(model: LoadedModel, path: Path) -> np.ndarray:
             f"{path}: {d} latent dims, but {model.path.name} decodes {allowed} "
             f"(latent_size {model.info.latent_size}); use latents made for this model"
         )
-    if path.suffix.lower() == ".wav":
+    exact = latent_rate_of(path)
+    if exact is not None and not math.isclose(exact, model.info.latent_rate_hz, rel_tol=1e-9):
+        raise UnravelError(
+            f"{path}: latents at {exact:g} Hz (recorded in the file), but {model.path.name} runs at "
+            f"{model.info.latent_rate_hz:g} Hz (sr {model.info.sr} / ratio {model.info.ratio}); "
+            "use latents made for this model"
+        )
+    if exact is None and path.suffix.lower() == ".wav":
         rate = wav_header_rate(path)
         expected = latent_wav_rate(model.info.sr, model.info.ratio)
         if rate != expected:

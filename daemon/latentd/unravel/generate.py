@@ -160,7 +160,7 @@ def generate_files(
     plot: bool = False,
 ) -> list[GeneratedFile]:
     """Write ``num_files`` generated arrays as ``output/<name>_<i>.npy``, ``<name>_<i>.latent.wav`` (header
-    rate ``sr // ratio``) and, with ``plot``, ``<name>_<i>.png``.
+    rate ``sr // ratio``, the exact ``sr / ratio`` in its comment) and, with ``plot``, ``<name>_<i>.png``.
 
     Raises:
         UnravelError: options out of range (fibo's minimum included), a covariance that is not positive
@@ -171,7 +171,7 @@ def generate_files(
         from latentd.unravel.plots import require_matplotlib
 
         require_matplotlib()
-    rate = latent_wav_rate(sr, ratio)
+    latent_wav_rate(sr, ratio)  # checks sr and ratio
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -179,7 +179,7 @@ def generate_files(
     for i in range(num_files):
         frames = make_pattern(stats, distribution, pattern, num_latents, num_loops, rng)
         npy = write_npy(output / f"{name}_{i}.npy", frames)
-        wav = write_latent_wav(output / f"{name}_{i}.latent.wav", frames, rate)
+        wav = write_latent_wav(output / f"{name}_{i}.latent.wav", frames, sr / ratio)
         png = None
         if plot:
             from latentd.unravel.plots import plot_latents
