@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -287,3 +288,16 @@ def write_live_config(
     path = root / "venue.toml"
     path.write_text(to_toml(venue))
     return path
+
+
+class Workdir:
+    """Fresh sub-folders of one temporary folder, one per piece or engine written."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._count = itertools.count()
+
+    def new(self) -> Path:
+        path = self.root / f"w{next(self._count)}"
+        path.mkdir(parents=True)
+        return path

@@ -36,6 +36,7 @@ from benchmarks.common import (
     DEMO_CONFIG,
     RESULTS_DIR,
     BenchModel,
+    Workdir,
     audio_seconds,
     ensure_demo_models,
     make_engine,
@@ -96,19 +97,6 @@ class Outcome:
     notes: list[str]
 
 
-class _Workdir:
-    """Fresh sub-folders of one temporary folder, one per engine built."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._count = itertools.count()
-
-    def new(self) -> Path:
-        path = self.root / f"w{next(self._count)}"
-        path.mkdir(parents=True)
-        return path
-
-
 def _models(notes: list[str]) -> list[BenchModel]:
     models = [v2_like()]
     real = rave()
@@ -120,7 +108,7 @@ def _models(notes: list[str]) -> list[BenchModel]:
 
 
 # ---------------------------------------------------------------------------------------------- overhead
-def bench_overhead(work: _Workdir, sizes: Sizes) -> Outcome:
+def bench_overhead(work: Workdir, sizes: Sizes) -> Outcome:
     """Full engine per second of audio ÷ the very same ``LoadedModel.decode`` calls replayed alone."""
     notes: list[str] = []
     rows = []
@@ -209,7 +197,7 @@ def _engine_rtf(make: Callable[[], Engine], sizes: Sizes) -> float:
     return out_s / statistics.median(walls)
 
 
-def bench_voices(work: _Workdir, sizes: Sizes) -> Outcome:
+def bench_voices(work: Workdir, sizes: Sizes) -> Outcome:
     """Most voices sustained at ≥ 1.5× real time: one model, and a section mixing two models."""
     notes: list[str] = []
     data, rows = [], []
@@ -249,7 +237,7 @@ def bench_voices(work: _Workdir, sizes: Sizes) -> Outcome:
 
 
 # ---------------------------------------------------------------------------------------------- batching
-def bench_batching(work: _Workdir, sizes: Sizes) -> Outcome:
+def bench_batching(work: Workdir, sizes: Sizes) -> Outcome:
     """``decode`` of N rows in one call ÷ N one-row calls, on the model alone."""
     notes: list[str] = []
     data, rows = [], []
@@ -286,7 +274,7 @@ def bench_batching(work: _Workdir, sizes: Sizes) -> Outcome:
 
 
 # ---------------------------------------------------------------------------------------------- blocksize
-def bench_blocksize(work: _Workdir, sizes: Sizes) -> Outcome:
+def bench_blocksize(work: Workdir, sizes: Sizes) -> Outcome:
     """Real-time factor of one voice through the engine against latent frames per decode call."""
     notes: list[str] = []
     data, rows = [], []
@@ -312,7 +300,7 @@ def bench_blocksize(work: _Workdir, sizes: Sizes) -> Outcome:
 
 
 # ---------------------------------------------------------------------------------------------- memory
-def bench_memory(work: _Workdir, sizes: Sizes) -> Outcome:
+def bench_memory(work: Workdir, sizes: Sizes) -> Outcome:
     """RSS after start and while the demo renders offline; growth per hour from the second half's slope."""
     from latentd.config import load_config
     from latentd.offline.build import build_engine
@@ -422,7 +410,7 @@ def startup_once(work: Path, timeout_s: float = 60.0) -> float:
             capture.close()
 
 
-def bench_startup(work: _Workdir, sizes: Sizes) -> Outcome:
+def bench_startup(work: Workdir, sizes: Sizes) -> Outcome:
     """Median start-up time of ``latentd run`` (demo piece) to audible output."""
     times = [startup_once(work.new()) for _ in range(sizes.startup_repeats)]
     data = {"seconds": statistics.median(times), "runs": times, "threshold_dbfs": -80}
@@ -433,7 +421,7 @@ def bench_startup(work: _Workdir, sizes: Sizes) -> Outcome:
     return Outcome(data, text, [])
 
 
-BENCHMARKS: dict[str, Callable[[_Workdir, Sizes], Outcome]] = {
+BENCHMARKS: dict[str, Callable[[Workdir, Sizes], Outcome]] = {
     "overhead": bench_overhead,
     "voices": bench_voices,
     "batching": bench_batching,
@@ -449,7 +437,7 @@ def run(
     """Run the named benchmarks in order, write their JSON files and print their tables."""
     outcomes = {}
     with tempfile.TemporaryDirectory(prefix="latentd-bench-") as tmp:
-        work = _Workdir(Path(tmp))
+        work = Workdir(Path(tmp))
         for name in names:
             started = time.perf_counter()
             outcome = BENCHMARKS[name](work, sizes)

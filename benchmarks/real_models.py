@@ -32,7 +32,6 @@ import argparse
 import contextlib
 import functools
 import gc
-import itertools
 import math
 import os
 import statistics
@@ -49,6 +48,7 @@ import numpy as np
 from benchmarks.common import (
     RESULTS_DIR,
     BenchModel,
+    Workdir,
     audio_seconds,
     machine,
     make_engine,
@@ -93,22 +93,9 @@ class Sizes:
 
 
 # ---------------------------------------------------------------------------------------------- latentd
-class _Workdir:
-    """Fresh sub-folders of one temporary folder, one per piece written."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._count = itertools.count()
-
-    def new(self) -> Path:
-        path = self.root / f"w{next(self._count)}"
-        path.mkdir(parents=True)
-        return path
-
-
 @contextlib.contextmanager
 def engine_of(
-    work: _Workdir,
+    work: Workdir,
     models: Sequence[BenchModel],
     counts: Sequence[int],
     frames: int,
@@ -139,7 +126,7 @@ class EngineRun:
 
 
 def measure_engine(
-    work: _Workdir,
+    work: Workdir,
     model: BenchModel,
     plain: PlainTorch,
     voices: int,
@@ -182,7 +169,7 @@ def measure_engine(
 
 
 def x_realtime(
-    work: _Workdir,
+    work: Workdir,
     models: Sequence[BenchModel],
     counts: Sequence[int],
     threads: int,
@@ -201,11 +188,11 @@ def x_realtime(
     return out_s / min(walls)
 
 
-def _voices_x_realtime(work: _Workdir, model: BenchModel, threads: int, sizes: Sizes, voices: int) -> float:
+def _voices_x_realtime(work: Workdir, model: BenchModel, threads: int, sizes: Sizes, voices: int) -> float:
     return x_realtime(work, [model], [voices], threads, sizes)
 
 
-def measure_piece(work: _Workdir, models: Sequence[BenchModel], sizes: Sizes) -> dict[str, Any] | None:
+def measure_piece(work: Workdir, models: Sequence[BenchModel], sizes: Sizes) -> dict[str, Any] | None:
     """The works' set-up, two RAVE v2 models and two vschaos2 models with a voice each, decoded one model
     at a time and two at once (``audio.decode_threads``), 1 torch thread; None without two such models.
 
@@ -225,7 +212,7 @@ def measure_piece(work: _Workdir, models: Sequence[BenchModel], sizes: Sizes) ->
 
 
 # ---------------------------------------------------------------------------------------------- one model
-def measure_model(work: _Workdir, model: BenchModel, sizes: Sizes) -> ModelFigures:
+def measure_model(work: Workdir, model: BenchModel, sizes: Sizes) -> ModelFigures:
     """Every figure of one model; what cannot be measured is left None with a note."""
     configure_process(1)
     plain = PlainTorch(model)
@@ -291,7 +278,7 @@ def run(
             "wait for each other); ratios of figures measured side by side hold better"
         )
     with tempfile.TemporaryDirectory(prefix="latentd-bench-models-") as tmp:
-        work = _Workdir(Path(tmp))
+        work = Workdir(Path(tmp))
         for model in find_models(names, notes, bench_dir):
             started = time.perf_counter()
             try:

@@ -90,7 +90,7 @@ def test_piece_figure_decodes_the_models_one_and_two_at_a_time(
     notes: list[str] = []
     models = model_files.find_models(["rave-v2small-c16", "vschaos2"], notes, tmp_path)
     assert [m.name for m in models] == ["vschaos2", "rave-v2small-c16"], notes
-    piece = real_models.measure_piece(real_models._Workdir(tmp_path / "work"), models, REAL_TINY)
+    piece = real_models.measure_piece(real_models.Workdir(tmp_path / "work"), models, REAL_TINY)
     assert piece is not None
     assert piece["models"] == ["rave-v2small-c16", "vschaos2", "vschaos2"]
     assert set(piece["x_realtime"]) == {"1", "2"} and all(v > 0 for v in piece["x_realtime"].values())

@@ -5,7 +5,6 @@ logged once per episode."""
 from __future__ import annotations
 
 import argparse
-import json
 import socket
 import threading
 from collections.abc import Iterator
@@ -18,12 +17,13 @@ from latentd.cli.osc import add_commands
 from latentd.config import load_config
 from latentd.control.osc import EPISODE_QUIET_S, OscServer, make_status_provider
 from latentd.control.osc_config import OscConfig
-from latentd.control.osc_parse import OscMessage, encode_message, parse_packet
+from latentd.control.osc_parse import encode_message, parse_packet
 from latentd.engine import commands as c
 from latentd.engine.engine import Engine
 from latentd.installation.piece import load_installation
 from latentd.modelkit.builder import SynthSpec
 from tests.control.conftest import LOCAL, deliver
+from tests.control.udp import receive, status
 from tests.pieces import write_piece
 
 TIMEOUT_S = 10.0  # generous: only a failure waits this long
@@ -64,19 +64,6 @@ def client() -> Iterator[socket.socket]:
         sock.bind(("127.0.0.1", 0))
         sock.settimeout(TIMEOUT_S)
         yield sock
-
-
-def receive(sock: socket.socket) -> OscMessage:
-    data, _ = sock.recvfrom(65536)
-    (message,) = parse_packet(data)
-    return message
-
-
-def status(sock: socket.socket, server: OscServer) -> dict:
-    sock.sendto(encode_message("/status"), server.address)
-    reply = receive(sock)
-    assert reply.address == "/status"
-    return json.loads(reply.args[0])
 
 
 @contextmanager

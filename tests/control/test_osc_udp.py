@@ -12,8 +12,9 @@ import pytest
 from latentd.cli.osc import add_commands, parse_arg
 from latentd.control.osc import OscServer, OscServerError, make_status_provider
 from latentd.control.osc_config import OscConfig
-from latentd.control.osc_parse import OscMessage, encode_bundle, encode_message, parse_packet
+from latentd.control.osc_parse import encode_bundle, encode_message
 from latentd.engine import commands as c
+from tests.control.udp import receive, status
 
 TIMEOUT_S = 10.0  # generous: only a failure waits this long
 
@@ -38,19 +39,6 @@ def client(host: str = "127.0.0.1") -> socket.socket:
     sock.bind((host, 0))
     sock.settimeout(TIMEOUT_S)
     return sock
-
-
-def receive(sock: socket.socket) -> OscMessage:
-    data, _ = sock.recvfrom(65536)
-    (message,) = parse_packet(data)
-    return message
-
-
-def status(sock: socket.socket, server: OscServer) -> dict:
-    sock.sendto(encode_message("/status"), server.address)
-    reply = receive(sock)
-    assert reply.address == "/status"
-    return json.loads(reply.args[0])
 
 
 def test_sender_outside_the_allowlist_gets_nothing_and_changes_nothing(running, engine):
