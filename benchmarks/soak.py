@@ -211,8 +211,9 @@ class Period:
             code = send("127.0.0.1", self.port, address, args, 0.3, 0, io.StringIO())
             self.seen.commands += 1
             self.seen.commands_failed += code != 0
-            base = address.split("/")[1] if address.startswith("/section") else address.rsplit("/", 1)[-1]
-            self.seen.sent[base] = self.seen.sent.get(base, 0) + 1
+            parts = address.strip("/").split("/")
+            kind = f"{parts[0]}.{parts[-1]}"  # voice.gain, master.gain, section.next...
+            self.seen.sent[kind] = self.seen.sent.get(kind, 0) + 1
             if now >= next_poll:
                 next_poll += self.plan.poll_every_s
                 status = query_status("127.0.0.1", self.port, 2.0, 0)
