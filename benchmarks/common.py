@@ -233,6 +233,19 @@ def ensure_demo_models() -> None:
     build_demo_models(ROOT / "installation" / "demo" / "models")
 
 
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """The JSON lines of a daemon log (other lines, e.g. jackd's client library, are skipped)."""
+    events = []
+    for line in path.read_text(errors="replace").splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return events
+
+
 def free_udp_port() -> int:
     """A UDP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:

@@ -13,7 +13,6 @@ Resolution: one JACK period. Results: ``benchmarks/results/osc_latency.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import random
@@ -28,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import CACHE_DIR, RESULTS_DIR, table, write_result
+from benchmarks.common import CACHE_DIR, RESULTS_DIR, free_udp_port, read_events, table, write_result
 from latentd.config import AudioConfig, JackConfig
 from latentd.control.osc_parse import encode_message
 from latentd.engine.voice import GLIDE_S
@@ -93,23 +92,6 @@ class LevelCapture(JackCapture):
         return self.count >= self.times_ns.shape[0]
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _events(path: Path) -> list[dict[str, Any]]:
-    events = []
-    for line in path.read_text(errors="replace").splitlines():
-        if line.startswith("{"):
-            try:
-                events.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return events
-
-
 def write_venue(work: Path, model: Path, server_name: str, osc_port: int) -> Path:
     """A venue config around a one-voice piece: a steady tone on speaker 0, OSC on ``osc_port``.
 
@@ -147,7 +129,7 @@ def _wait_ready(daemon: subprocess.Popen[bytes], log_path: Path, server: str, ti
             if daemon.poll() is not None:
                 break
             ports = [p.name for p in probe.get_ports(f"{CLIENT}:.*", is_output=True, is_audio=True)]
-            if ports and any(e.get("event") == "ready" for e in _events(log_path)):
+            if ports and any(e.get("event") == "ready" for e in read_events(log_path)):
                 return ports[0]
             time.sleep(0.1)
     finally:
@@ -208,7 +190,7 @@ def measure(repeats: int, work: Path, seed: int = 1) -> dict[str, Any]:
     """Run the daemon, send ``repeats`` gain changes (0, 1, 0, ...), and return the figures."""
     settings = default_latency_settings()
     model = cached_model(TONE_SPEC, CACHE_DIR)
-    osc_port = _free_udp_port()
+    osc_port = free_udp_port()
     rng = random.Random(seed)
     period = settings["period"]
     name = f"latentd-osclat-{os.getpid()}"
@@ -259,7 +241,7 @@ def measure(repeats: int, work: Path, seed: int = 1) -> dict[str, Any]:
                     except subprocess.TimeoutExpired:
                         daemon.kill()
                         daemon.wait()
-    events = _events(log_path)
+    events = read_events(log_path)
     stopping: dict[str, Any] = next((e for e in reversed(events) if e.get("event") == "stopping"), {})
     rows = crossings(times_ns, levels, sends)
     missed = sum(r["latency_ms"] is None for r in rows)

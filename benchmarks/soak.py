@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import soak_probe as probe
-from benchmarks.common import RESULTS_DIR, write_live_config, write_result
+from benchmarks.common import RESULTS_DIR, read_events, write_live_config, write_result
 from benchmarks.soak_plan import CHANNELS, SAMPLERATE, Plan, closures, command, schedule_table
 from benchmarks.soak_report import checks, summary
 
@@ -165,7 +165,7 @@ class Period:
                 raise RuntimeError(
                     f"latentd run exited with {daemon.returncode}:\n{log_path.read_text()[-3000:]}"
                 )
-            if any(e.get("event") == "ready" for e in probe.read_events(log_path)):
+            if any(e.get("event") == "ready" for e in read_events(log_path)):
                 return
             time.sleep(0.2)
         raise RuntimeError(f"latentd run was not ready within 180 s:\n{log_path.read_text()[-3000:]}")
@@ -263,7 +263,7 @@ class Period:
     def _progress(self, now: float, log_path: Path) -> None:
         s = self.seen.samples[-1] if self.seen.samples else {}
         st = self.seen.statuses[-1] if self.seen.statuses else {}
-        counts = probe.split_counters(probe.read_events(log_path), self.seen.kills)
+        counts = probe.split_counters(read_events(log_path), self.seen.kills)
         self._say(
             f"{now / 60:5.1f}/{self.plan.run_s / 60:.1f} min | load {s.get('load_1min')} | "
             f"RSS main {_mib(s.get('rss_main_mib'))} engine {_mib(s.get('rss_engine_mib'))} | "
@@ -280,7 +280,7 @@ class Period:
         self, code: int, log_path: Path, spans: list[tuple[dt.datetime, dt.datetime]]
     ) -> dict[str, Any]:
         seen = self.seen
-        events = probe.read_events(log_path)
+        events = read_events(log_path)
         counters = probe.split_counters(events, seen.kills)
         warm = min(120.0, self.plan.run_s * 0.1)
         steady = [s for s in seen.samples if s["t"] >= warm and not s["in_outage"]] or seen.samples

@@ -269,19 +269,6 @@ def compare_files(recorded: Path, replayed: Path) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------------------- the log
-def read_events(path: Path) -> list[dict[str, Any]]:
-    """The JSON lines of a daemon log (other lines, e.g. jackd's client library, are skipped)."""
-    events = []
-    for line in path.read_text(errors="replace").splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                events.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return events
-
-
 def _ts(event: dict[str, Any]) -> float | None:
     stamp = event.get("timestamp")
     if not isinstance(stamp, str):

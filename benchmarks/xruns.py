@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import os
 import socket
 import subprocess
@@ -21,15 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS_DIR, table, write_live_config, write_result
+from benchmarks.common import RESULTS_DIR, free_udp_port, read_events, table, write_live_config, write_result
 
 SAMPLERATE = 48000
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _udp_port_taken(port: int) -> bool:
@@ -60,18 +53,6 @@ def _venue_extras(work: Path, osc_port: int) -> tuple[dict[str, Any], list[str]]
     return extra, notes
 
 
-def _read_lines(path: Path) -> list[dict[str, Any]]:
-    events = []
-    for line in path.read_text(errors="replace").splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                events.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return events
-
-
 def run_period(
     period: int, minutes: float, work: Path, osc_rate: float, realtime: bool = False
 ) -> dict[str, Any]:
@@ -79,7 +60,7 @@ def run_period(
     from latentd.outputs.jackd import JackServer
 
     duration_s = minutes * 60.0
-    osc_port = _free_udp_port()
+    osc_port = free_udp_port()
     extra, notes = _venue_extras(work, osc_port)
     name = f"latentd-xruns-{os.getpid()}-{period}"
     with JackServer(
@@ -105,7 +86,7 @@ def run_period(
             # Start the load once the daemon is ready, so it lands on a running engine.
             deadline = time.monotonic() + 120.0
             while time.monotonic() < deadline and daemon.poll() is None:
-                if any(e.get("event") == "ready" for e in _read_lines(log_path)):
+                if any(e.get("event") == "ready" for e in read_events(log_path)):
                     break
                 time.sleep(0.2)
             osc_listening = _udp_port_taken(osc_port)
@@ -132,11 +113,11 @@ def run_period(
                     daemon.wait(20)
                 load.terminate()
                 load.wait(20)
-    events = _read_lines(log_path)
+    events = read_events(log_path)
     stopping = next((e for e in reversed(events) if e.get("event") == "stopping"), None)
     statuses = [e for e in events if e.get("event") == "status"]
     times = next((e for e in reversed(events) if e.get("event") == "callback_times"), {})
-    sent = next((e for e in _read_lines(load_path) if e.get("event") == "osc_load"), {})
+    sent = next((e for e in read_events(load_path) if e.get("event") == "osc_load"), {})
     if stopping is None:
         tail = log_path.read_text(errors="replace")[-3000:]
         raise RuntimeError(
