@@ -25,6 +25,9 @@ class ModelFigures:
     overhead_1v: float | None = None
     overhead_4v: float | None = None
     overhead_nn: float | None = None
+    cpu_overhead_1v: float | None = None
+    # Decoding beside the mix (audio.decode_threads 2): setting → [wall overhead, CPU overhead].
+    beside: dict[str, list[float | None]] = field(default_factory=dict)
     latentd_x_rt_1v: float | None = None
     latentd_x_rt_4v: float | None = None
     latentd_x_rt_nn: float | None = None
@@ -42,6 +45,19 @@ class ModelFigures:
 
 def _x(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
+
+
+BESIDE = (  # the settings measured with the decoding beside the mix (decode_threads 2)
+    "1 voice, blocks of 256",
+    "1 voice, blocks of 1024",
+    f"{BATCH} voices, blocks of 1024",
+)
+
+
+def _pair(values: list[float | None] | None) -> str:
+    if not values:
+        return "–"
+    return f"{_x(values[0])} ({_x(values[1])})"
 
 
 def _voices(fig: ModelFigures, threads: int) -> str:
@@ -102,6 +118,19 @@ def tables(
             for f in figures
         ],
     )
+    settings = [f"1 voice, {FRAMES} fr, blocks of 256, serial", *BESIDE]
+    beside = render(
+        ["model", *(f"{s}: wall ÷ plain (CPU ÷ plain)" for s in settings)],
+        [
+            [
+                f.name,
+                f"{_x(f.overhead_1v)} ({_x(f.cpu_overhead_1v)})",
+                *(_pair(f.beside.get(s)) for s in BESIDE),
+            ]
+            for f in figures
+        ],
+    )
+    speed = f"{speed}\n\n{beside}"
     if piece is None:
         return f"{speed}\n\n{voices}"
     whole = render(

@@ -15,7 +15,8 @@ latentd is measured through its public door: a piece written as TOML, ``build_en
 
 - overhead: latentd's wall time per second of audio ÷ plain torch decoding the very calls latentd made
   (same call shapes, replayed on a second instance of the model), 1 and 4 voices at 8 frames per call,
-  and 1 voice at nn~'s buffer;
+  and 1 voice at nn~'s buffer; also with the decoding beside the mix (``audio.decode_threads = 2``) at
+  blocks of 256 and 1024, with the CPU time of every thread ÷ plain torch's beside the wall time;
 - nn~: latentd playing one voice with nn~'s default buffer (4096 samples: 4096/ratio latent frames per
   call) ÷ nn~'s call pattern at that buffer (plain torch, batch 1), as real-time factors: above 1, latentd
   is faster;
@@ -101,9 +102,12 @@ def engine_of(
     frames: int,
     threads: int,
     audio: dict[str, Any] | None = None,
+    blocksize: int = 256,
 ) -> Iterator[Engine]:
     """An engine playing ``counts[i]`` voices of ``models[i]``, built as ``latentd render`` builds one."""
-    engine = make_engine(work.new(), models, counts, threads=threads, frames_per_call=frames, audio=audio)
+    engine = make_engine(
+        work.new(), models, counts, threads=threads, frames_per_call=frames, audio=audio, blocksize=blocksize
+    )
     try:
         yield engine
     finally:
@@ -120,6 +124,7 @@ class EngineRun:
 
     x_realtime: float
     overhead: float | None
+    cpu_overhead: float | None  # the process's CPU time (every thread) ÷ plain torch's, per second of audio
     baseline_x_realtime: float | None
     speedup: float | None  # x_realtime ÷ baseline_x_realtime, per repeat, median
     shapes: list[list[int]]
@@ -133,13 +138,17 @@ def measure_engine(
     frames: int,
     sizes: Sizes,
     baseline: list[np.ndarray] | None = None,
+    audio: dict[str, Any] | None = None,
+    blocksize: int = 256,
 ) -> EngineRun:
     """Time latentd over repeats; after each, plain torch replays latentd's calls (and ``baseline``'s).
+
+    ``audio`` adds venue ``[audio]`` keys (e.g. ``decode_threads``), ``blocksize`` is the engine's block.
 
     Raises:
         ConfigError: the model does not load into a piece.
     """
-    with engine_of(work, [model], [voices], frames, threads=1) as engine:
+    with engine_of(work, [model], [voices], frames, threads=1, audio=audio, blocksize=blocksize) as engine:
         configure_process(1)
         with recorded_decodes() as warm_calls:
             run_blocks(engine, min(1.0, sizes.seconds))
@@ -147,21 +156,29 @@ def measure_engine(
         if baseline:
             plain.run(baseline[:3])
         out_s = audio_seconds(engine, sizes.seconds)
-        rtfs, overheads, base_rtfs, speedups = [], [], [], []
+        rtfs, overheads, cpus, base_rtfs, speedups = [], [], [], [], []
         shapes: set[tuple[int, ...]] = set()
         for _ in range(sizes.repeats):
             with recorded_decodes() as calls:
+                cpu = time.process_time()
                 wall = run_blocks(engine, sizes.seconds)
+                cpu = time.process_time() - cpu
             rtfs.append(out_s / wall)
             if calls:
                 shapes |= {tuple(z.shape) for z in calls}
-                overheads.append((wall / out_s) / (plain.run(calls) / plain.seconds(calls)))
+                plain_cpu = time.process_time()
+                plain_wall = plain.run(calls)
+                plain_cpu = time.process_time() - plain_cpu
+                per_s = plain.seconds(calls)
+                overheads.append((wall / out_s) / (plain_wall / per_s))
+                cpus.append((cpu / out_s) / (plain_cpu / per_s))
             if baseline:
                 base_rtfs.append(plain.seconds(baseline) / plain.run(baseline))
                 speedups.append(rtfs[-1] / base_rtfs[-1])
     return EngineRun(
         x_realtime=statistics.median(rtfs),
         overhead=statistics.median(overheads) if overheads else None,
+        cpu_overhead=statistics.median(cpus) if cpus else None,
         baseline_x_realtime=statistics.median(base_rtfs) if base_rtfs else None,
         speedup=statistics.median(speedups) if speedups else None,
         shapes=[list(s) for s in sorted(shapes)],
@@ -227,6 +244,11 @@ def measure_model(work: Workdir, model: BenchModel, sizes: Sizes) -> ModelFigure
         n_calls = max(1, math.ceil(sizes.seconds * plain.sr / (nn_frames * plain.ratio)))
         nn_calls = [plain.inputs(1, nn_frames)] * n_calls
         at_nn = measure_engine(work, model, plain, 1, nn_frames, sizes, baseline=nn_calls)
+        # Decoding beside the mix (a decode thread), with blocks of 256 and of 1024.
+        beside = {"decode_threads": 2}
+        one_beside = measure_engine(work, model, plain, 1, FRAMES, sizes, audio=beside)
+        one_1024 = measure_engine(work, model, plain, 1, FRAMES, sizes, audio=beside, blocksize=1024)
+        many_1024 = measure_engine(work, model, plain, BATCH, FRAMES, sizes, audio=beside, blocksize=1024)
     except ConfigError as exc:
         first = str(exc).strip().splitlines()
         fig.notes.append(
@@ -234,6 +256,12 @@ def measure_model(work: Workdir, model: BenchModel, sizes: Sizes) -> ModelFigure
         )
         return fig
     fig.overhead_1v, fig.overhead_4v, fig.overhead_nn = one.overhead, many.overhead, at_nn.overhead
+    fig.beside = {
+        "1 voice, blocks of 256": [one_beside.overhead, one_beside.cpu_overhead],
+        "1 voice, blocks of 1024": [one_1024.overhead, one_1024.cpu_overhead],
+        f"{BATCH} voices, blocks of 1024": [many_1024.overhead, many_1024.cpu_overhead],
+    }
+    fig.cpu_overhead_1v = one.cpu_overhead
     fig.latentd_x_rt_1v, fig.latentd_x_rt_4v = one.x_realtime, many.x_realtime
     fig.latentd_x_rt_nn, fig.nn_x_rt, fig.latentd_vs_nn = (
         at_nn.x_realtime,

@@ -13,6 +13,7 @@ from latentd.engine import commands as c
 from latentd.engine.decode import ModelGroup
 from latentd.engine.engine import Engine
 from latentd.installation.piece import load_installation
+from latentd.offline.build import build_engine
 from tests.pieces import write_piece
 
 BLOCK = 256
@@ -42,6 +43,7 @@ def engine_for(
     seed: int = 7,
     live_loads: bool = False,
     folder: str = "a",
+    audio: dict[str, object] | None = None,
 ) -> Engine:
     specs = {
         name: {"path": str(path), **({"samplerate": 44100} if name == "vs" else {})}
@@ -54,10 +56,12 @@ def engine_for(
         sections=sections,
         seed=seed,
         # Batch padding is chosen by timing at load: pinned, so engines compared here decode alike.
-        audio={"layout": "stereo", "frames_per_call": 8, "batch_padding": False},
+        audio={"layout": "stereo", "frames_per_call": 8, "batch_padding": False, **(audio or {})},
         programme={"order": "sequence", "crossfade_s": 0.1, "loop": True} if sections else None,
         extra_piece={"models": specs},
     )
+    if audio:  # the venue's decode settings are made real by build_engine
+        return build_engine(load_config(config), fade_in_s=0.0, live_loads=live_loads)
     return Engine(load_installation(load_config(config)), fade_in_s=0.0, live_loads=live_loads)
 
 
@@ -90,6 +94,29 @@ def test_beside_a_rave_export_both_voices_sound_and_the_seed_repeats(tmp_path, r
     # The tiny c16 export is quiet (about -60 dBFS); silence would be exactly 0.
     assert rms(first[0]) > 1e-3 and rms(first[1]) > 0.02, (rms(first[0]), rms(first[1]))
     assert block_peaks(first)[:, 20:].min() > 0.0
+    np.testing.assert_array_equal(first, again)
+
+
+def test_models_that_draw_random_numbers_decode_beside_the_mix_and_still_repeat(
+    tmp_path, rave, vschaos2_model
+):
+    models = {"rave": rave, "vs": vschaos2_model}
+    voices = {
+        "r": {"model": "rave", "source": {"kind": "noise"}, "route": [0], "gain": 4.0},
+        "v": vs_voice(1),
+    }
+    renders = []
+    for folder in ("a", "b"):  # one after the other: torch's random generator is the process's own
+        engine = engine_for(tmp_path, models, voices, folder=folder, audio={"decode_threads": 3})
+        try:
+            renders.append(play(engine, 100))
+            decoder = engine.decoder
+            # Both draw random numbers (RAVE's noise, vschaos2's phase): they share the one random lane.
+            assert decoder.deterministic == set() and decoder._lane is not None and decoder._pool is None
+        finally:
+            engine.decoder.close()
+    first, again = renders
+    assert rms(first[0]) > 1e-3 and rms(first[1]) > 0.02, (rms(first[0]), rms(first[1]))
     np.testing.assert_array_equal(first, again)
 
 

@@ -75,3 +75,20 @@ def test_a_piece_with_margin_keeps_up_and_parallel_decode_counts_the_largest_mod
     assert verdict.keeps_up and "to change" not in "\n".join(verdict.lines())
     assert abs(spread([0.2] * 3, 2, 4) - 0.3) < 1e-9  # three models on two threads
     assert spread([0.5, 0.1], 4, 1) == 0.6  # one core: the sum
+
+
+def test_models_that_draw_random_numbers_count_as_one_lane_and_the_advice_names_parallel_random():
+    verdict = Verdict(
+        models=(load("rave", 60.0), load("chaos", 40.0), load("plain", 30.0)),
+        engine_share=0.05,
+        decode_threads=3,
+        torch_threads=1,
+        cores=4,
+        lane=frozenset({"rave", "chaos"}),
+    )
+    # rave and chaos one after another (0.646 + 0.431), beside plain: the lane is the larger.
+    assert abs(verdict.share - (1.0764 + 0.05)) < 0.001
+    text = "\n".join(verdict.lines())
+    assert "decode_threads = " not in text  # more threads would not help the lane
+    assert "parallel_random = true (models chaos, rave draw random numbers" in text
+    assert re.search(r"parallel_random = true .*: the piece 70 %, margin 1\.44×", text), text

@@ -99,8 +99,14 @@ class AudioConfig(Strict):
         description="decode calls running at once: above 1, each model decodes its next call ahead in a "
         "thread of its own while the engine mixes (a piece of several models uses that many cores; each "
         "thread also uses torch_threads; control changes reach a model one call later); models that draw "
-        "random numbers inside decode (RAVE v2 noise, vschaos2 phase) then no longer repeat their noise "
-        "exactly from the seed",
+        "random numbers inside decode (RAVE v2 noise, vschaos2 phase) share one of these threads, one "
+        "call after another, so their noise stays repeatable from the seed (see parallel_random)",
+    )
+    parallel_random: bool = Field(
+        default=False,
+        description="with decode_threads above 1: models that draw random numbers inside decode also "
+        "decode in parallel, each in its own thread (faster with several such models on many cores), but "
+        "their noise then depends on thread timing and no longer repeats exactly from the seed",
     )
     downmix: bool = Field(
         default=False,

@@ -107,7 +107,7 @@ class Engine:
         self.groups = self._groups(installation)
         for group in self.groups:
             group.recovery.background = live_loads  # offline a failed model reloads at once: renders repeat
-        self.decoder = ParallelDecoder(audio.decode_threads)
+        self.decoder = ParallelDecoder(audio.decode_threads, audio.parallel_random)
         # Made once per voice (here, and by a swap for the new voice): every snapshot shares them.
         self.voice_infos: dict[str, VoiceInfo] = {
             v.name: VoiceInfo.of(v, g.name, g.info.attributes) for g in self.groups for v in g.voices

@@ -7,8 +7,11 @@ touches shared state stays in the engine thread, in group order: stepping the so
 
 Latents and every model without randomness give the same samples as a serial decode. Models that draw
 from torch's one global random generator inside ``decode`` (RAVE v2's noise synthesis, vschaos2's
-random phase) get their draws in an order that depends on thread timing when more than one decodes at
-once: their noise is no longer repeatable from the seed (:func:`draws_random` tells them apart).
+random phase; :func:`draws_random` tells them apart) decode one after another in one thread of their
+own, the *random lane*, still beside the engine's mixing: their calls are submitted in a fixed order, so
+their draws come in that order and their noise stays repeatable from the seed. With
+``audio.parallel_random`` they decode in parallel too, each in its own thread: faster on many cores, but
+their draws then come in an order that depends on thread timing, and their noise is no longer repeatable.
 """
 
 from __future__ import annotations
@@ -37,16 +40,18 @@ def draws_random(model: LoadedModel) -> bool:
         model.reset()
 
 
-def warn_random(groups: list[ModelGroup]) -> list[str]:
-    """Log ``decode.random_parallel`` when two or more models draw random numbers inside ``decode``
-    (their noise then depends on thread timing); returns those models' names."""
+def sort_random(decoder: ParallelDecoder, groups: list[ModelGroup]) -> list[str]:
+    """Tell ``decoder`` which of ``groups`` draw nothing random (they may decode in parallel); log
+    ``decode.random_parallel`` when two or more that draw decode in parallel (``parallel_random``: their
+    noise then depends on thread timing). Returns the names of the models that draw."""
     drawing = [g.name for g in groups if draws_random(g.model)]
-    if len(drawing) > 1:
+    decoder.deterministic = {g for g in groups if g.name not in drawing}
+    if len(drawing) > 1 and decoder.parallel_random:
         log.warning(
             "decode.random_parallel",
             models=drawing,
-            note="these models draw random numbers inside decode and decode in parallel: their noise "
-            "is not repeatable from the seed (decode_threads = 1 makes it so)",
+            note="these models draw random numbers inside decode and decode in parallel "
+            "(parallel_random = true): their noise is not repeatable from the seed",
         )
     return drawing
 
@@ -65,13 +70,21 @@ class ParallelDecoder:
     noise of models that draw random numbers, see the module); a control change reaches a model's audio
     one call later than in a serial decode.
 
+    A group not known to draw nothing random (see :func:`sort_random`; a group made later by a model
+    swap, until told) decodes in the random lane, one call at a time in submission order, unless
+    ``parallel_random``.
+
     Args:
         threads: decode calls running at once besides the engine thread's work (1: serially).
+        parallel_random: models that draw random numbers decode in parallel too (not repeatable).
     """
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self, threads: int = 1, parallel_random: bool = False) -> None:
         self.threads = max(1, threads)
+        self.parallel_random = parallel_random
+        self.deterministic: set[ModelGroup] = set()  # groups whose decode draws nothing random
         self._pool: ThreadPoolExecutor | None = None
+        self._lane: ThreadPoolExecutor | None = None  # one thread: the random lane
         self._ahead: dict[ModelGroup, Future[np.ndarray]] = {}  # a group's call decoding in the background
 
     def fill(self, groups: list[ModelGroup], frames: int) -> None:
@@ -96,12 +109,17 @@ class ParallelDecoder:
         for group in groups:
             if group in self._ahead or group.available - frames >= group.chunk_samples:
                 continue
-            self._ahead[group] = self._workers().submit(group.run, group.prepare())
+            self._ahead[group] = self._executor(group).submit(group.run, group.prepare())
 
-    def _workers(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="latentd-decode")
-        return self._pool
+    def _executor(self, group: ModelGroup) -> ThreadPoolExecutor:
+        if self.parallel_random or group in self.deterministic:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="latentd-decode")
+            return self._pool
+        # One thread, first in first out: the draws come in the order the calls were submitted.
+        if self._lane is None:
+            self._lane = ThreadPoolExecutor(1, thread_name_prefix="latentd-decode-random")
+        return self._lane
 
     def wait(self) -> None:
         """Wait until no call decodes in the background (before a command touches a model); the calls'
@@ -132,6 +150,7 @@ class ParallelDecoder:
     def close(self) -> None:
         """Stop the worker threads (after their current call)."""
         self.wait()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        for pool in (self._pool, self._lane):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        self._pool = self._lane = None

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 from latentd.config import Config
 from latentd.engine.engine import Engine
-from latentd.engine.parallel import ParallelDecoder, warn_random
+from latentd.engine.parallel import ParallelDecoder, sort_random
 from latentd.installation.piece import load_installation
 from latentd.runtime.process import configure_process
 
@@ -59,7 +59,7 @@ def build_engine(
     else:
         engine = Engine(installation, fade_in_s=fade_in_s, live_loads=live_loads)
     if decode_threads is not None and decode_threads != engine.decoder.threads:
-        engine.decoder = ParallelDecoder(decode_threads)
+        engine.decoder = ParallelDecoder(decode_threads, config.venue.audio.parallel_random)
     if engine.decoder.threads > 1:
-        warn_random(engine.groups)
+        sort_random(engine.decoder, engine.groups)
     return engine

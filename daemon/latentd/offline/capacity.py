@@ -4,7 +4,9 @@ Each model of the piece is timed with its voices and its call shape (as the engi
 engine's own work (sources, resampling, mixing, limiter) is timed over a short run, and the two make the
 share of the real-time budget the piece needs. Models decode in parallel when ``audio.decode_threads``
 allows it, so the piece needs the larger of its largest model and its models' sum spread over the
-threads. Below ``MARGIN`` the verdict is that the piece will not keep up, with what to change.
+threads; models that draw random numbers inside decode count as one, decoding one after another (the
+random lane, see ``engine/parallel.py``), unless ``audio.parallel_random``. Below ``MARGIN`` the
+verdict is that the piece will not keep up, with what to change.
 ``latentd check --load`` prints it; ``latentd render`` of the same piece runs at about the predicted
 speed (× real time = 1 / share).
 """
@@ -24,6 +26,7 @@ import numpy as np
 from latentd.engine.callshape import CallShape, time_shapes
 from latentd.engine.decode import ModelGroup
 from latentd.engine.engine import Engine
+from latentd.engine.parallel import draws_random
 from latentd.offline.loop import render_to_file
 
 MARGIN = 1.3  # the real-time margin a piece needs to play without dropouts (other work, bursts)
@@ -58,11 +61,18 @@ class Verdict:
     decode_threads: int
     torch_threads: int
     cores: int
+    lane: frozenset[str] = frozenset()  # models decoding one after another (they draw random numbers)
 
     @property
     def decode_share(self) -> float:
         """Wall seconds of decoding per second of audio, with the models spread over the threads."""
-        return spread([m.share for m in self.models], self.decode_threads, self.cores)
+        return self._spread({m.name: m.share for m in self.models}, self.decode_threads, self.lane)
+
+    def _spread(self, shares: dict[str, float], threads: int, lane: frozenset[str]) -> float:
+        """``spread`` of the shares, the lane's models counted as one."""
+        alone = [share for name, share in shares.items() if name not in lane]
+        in_lane = [share for name, share in shares.items() if name in lane]
+        return spread(alone + ([sum(in_lane)] if in_lane else []), threads, self.cores)
 
     @property
     def share(self) -> float:
@@ -103,12 +113,19 @@ class Verdict:
                     f"the piece {_pct(total)}, margin {1 / total:.2f}×"
                 )
         usable = min(len(self.models), self.cores)
-        if len(self.models) > 1 and self.decode_threads < usable:
-            decode = spread([m.share for m in self.models], usable, self.cores)
-            total = decode + self.engine_share
+        shares = {m.name: m.share for m in self.models}
+        total = self._spread(shares, usable, self.lane) + self.engine_share
+        if len(self.models) > 1 and self.decode_threads < usable and total < self.share:
             lines.append(
                 f"decode_threads = {usable} (models decoded in parallel on {self.cores} cores): the piece "
                 f"{_pct(total)}, margin {1 / total:.2f}×"
+            )
+        if len(self.lane) > 1 and usable > 1:
+            total = self._spread(shares, max(usable, self.decode_threads), frozenset()) + self.engine_share
+            lines.append(
+                f"parallel_random = true (models {', '.join(sorted(self.lane))} draw random numbers and "
+                f"decode one after another; in parallel their noise no longer repeats from the seed): the "
+                f"piece {_pct(total)}, margin {1 / total:.2f}×"
             )
         biggest = max(self.models, key=lambda m: m.share, default=None)
         if biggest is not None and biggest.share > need and self.cores > self.torch_threads:
@@ -119,8 +136,8 @@ class Verdict:
         return lines
 
     def _with(self, name: str, share: float) -> float:
-        shares = [share if m.name == name else m.share for m in self.models]
-        return spread(shares, self.decode_threads, self.cores) + self.engine_share
+        shares = {m.name: share if m.name == name else m.share for m in self.models}
+        return self._spread(shares, self.decode_threads, self.lane) + self.engine_share
 
     def lines(self) -> list[str]:
         """The verdict as printed by ``latentd check --load``."""
@@ -259,4 +276,12 @@ def measure(engine: Engine, *, detail: bool = True) -> Verdict:
         decode_threads=engine.decoder.threads,
         torch_threads=torch.get_num_threads(),
         cores=os.cpu_count() or 1,
+        lane=frozenset() if engine.decoder.parallel_random else _drawing(engine),
     )
+
+
+def _drawing(engine: Engine) -> frozenset[str]:
+    """The models of ``engine`` that draw random numbers inside decode (after its run: this resets them)."""
+    if engine.decoder.threads > 1:  # sorted when the engine was built
+        return frozenset(g.name for g in engine.groups if g not in engine.decoder.deterministic)
+    return frozenset(g.name for g in engine.groups if draws_random(g.model))
