@@ -28,6 +28,7 @@ class ModelFigures:
     cpu_overhead_1v: float | None = None
     # Decoding beside the mix (audio.decode_threads 2): setting → [wall overhead, CPU overhead].
     beside: dict[str, list[float | None]] = field(default_factory=dict)
+    beside_frames: int | None = None  # their latent frames per call
     latentd_x_rt_1v: float | None = None
     latentd_x_rt_4v: float | None = None
     latentd_x_rt_nn: float | None = None
@@ -48,9 +49,9 @@ def _x(value: float | None) -> str:
 
 
 BESIDE = (  # the settings measured with the decoding beside the mix (decode_threads 2)
-    "1 voice, blocks of 256",
-    "1 voice, blocks of 1024",
-    f"{BATCH} voices, blocks of 1024",
+    "decode beside, 1 voice, blocks of 256",
+    "decode beside, 1 voice, blocks of 1024",
+    f"decode beside, {BATCH} voices, blocks of 1024",
 )
 
 
@@ -120,12 +121,13 @@ def tables(
     )
     settings = [f"1 voice, {FRAMES} fr, blocks of 256, serial", *BESIDE]
     beside = render(
-        ["model", *(f"{s}: wall ÷ plain (CPU ÷ plain)" for s in settings)],
+        ["model", *(f"{s}: wall ÷ plain (CPU ÷ plain)" for s in settings), "decode beside: frames per call"],
         [
             [
                 f.name,
                 f"{_x(f.overhead_1v)} ({_x(f.cpu_overhead_1v)})",
                 *(_pair(f.beside.get(s)) for s in BESIDE),
+                "–" if f.beside_frames is None else str(f.beside_frames),
             ]
             for f in figures
         ],

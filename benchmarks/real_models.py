@@ -16,7 +16,8 @@ latentd is measured through its public door: a piece written as TOML, ``build_en
 - overhead: latentd's wall time per second of audio ÷ plain torch decoding the very calls latentd made
   (same call shapes, replayed on a second instance of the model), 1 and 4 voices at 8 frames per call,
   and 1 voice at nn~'s buffer; also with the decoding beside the mix (``audio.decode_threads = 2``) at
-  blocks of 256 and 1024, with the CPU time of every thread ÷ plain torch's beside the wall time;
+  blocks of 256 and 1024 and calls as long in audio as 8 frames at ratio 2048 (32 frames at ratio 512),
+  with the CPU time of every thread ÷ plain torch's beside the wall time;
 - nn~: latentd playing one voice with nn~'s default buffer (4096 samples: 4096/ratio latent frames per
   call) ÷ nn~'s call pattern at that buffer (plain torch, batch 1), as real-time factors: above 1, latentd
   is faster;
@@ -67,7 +68,7 @@ from benchmarks.model_files import (
     find_models,
     rave_v2_path,
 )
-from benchmarks.model_tables import BATCH, FRAMES, NN_BUFFER, REALTIME_GOAL, ModelFigures, tables
+from benchmarks.model_tables import BATCH, BESIDE, FRAMES, NN_BUFFER, REALTIME_GOAL, ModelFigures, tables
 from benchmarks.plain_torch import PlainTorch, recorded_decodes
 from latentd.config.problems import ConfigError
 from latentd.engine.engine import Engine
@@ -229,6 +230,11 @@ def measure_piece(work: Workdir, models: Sequence[BenchModel], sizes: Sizes) -> 
 
 
 # ---------------------------------------------------------------------------------------------- one model
+def beside_frames(ratio: int) -> int:
+    """Latent frames per call whose audio lasts as long as ``FRAMES`` frames at ratio 2048 (8..64)."""
+    return max(FRAMES, min(64, FRAMES * 2048 // ratio))
+
+
 def measure_model(work: Workdir, model: BenchModel, sizes: Sizes) -> ModelFigures:
     """Every figure of one model; what cannot be measured is left None with a note."""
     configure_process(1)
@@ -244,11 +250,13 @@ def measure_model(work: Workdir, model: BenchModel, sizes: Sizes) -> ModelFigure
         n_calls = max(1, math.ceil(sizes.seconds * plain.sr / (nn_frames * plain.ratio)))
         nn_calls = [plain.inputs(1, nn_frames)] * n_calls
         at_nn = measure_engine(work, model, plain, 1, nn_frames, sizes, baseline=nn_calls)
-        # Decoding beside the mix (a decode thread), with blocks of 256 and of 1024.
+        # Decoding beside the mix (a decode thread), with blocks of 256 and of 1024, calls as long in
+        # audio as 8 frames at ratio 2048 (what decode_latency_ms = 372 picks for a cheap model).
+        frames = beside_frames(plain.ratio)
         beside = {"decode_threads": 2}
-        one_beside = measure_engine(work, model, plain, 1, FRAMES, sizes, audio=beside)
-        one_1024 = measure_engine(work, model, plain, 1, FRAMES, sizes, audio=beside, blocksize=1024)
-        many_1024 = measure_engine(work, model, plain, BATCH, FRAMES, sizes, audio=beside, blocksize=1024)
+        one_beside = measure_engine(work, model, plain, 1, frames, sizes, audio=beside)
+        one_1024 = measure_engine(work, model, plain, 1, frames, sizes, audio=beside, blocksize=1024)
+        many_1024 = measure_engine(work, model, plain, BATCH, frames, sizes, audio=beside, blocksize=1024)
     except ConfigError as exc:
         first = str(exc).strip().splitlines()
         fig.notes.append(
@@ -256,10 +264,11 @@ def measure_model(work: Workdir, model: BenchModel, sizes: Sizes) -> ModelFigure
         )
         return fig
     fig.overhead_1v, fig.overhead_4v, fig.overhead_nn = one.overhead, many.overhead, at_nn.overhead
+    fig.beside_frames = frames
     fig.beside = {
-        "1 voice, blocks of 256": [one_beside.overhead, one_beside.cpu_overhead],
-        "1 voice, blocks of 1024": [one_1024.overhead, one_1024.cpu_overhead],
-        f"{BATCH} voices, blocks of 1024": [many_1024.overhead, many_1024.cpu_overhead],
+        BESIDE[0]: [one_beside.overhead, one_beside.cpu_overhead],
+        BESIDE[1]: [one_1024.overhead, one_1024.cpu_overhead],
+        BESIDE[2]: [many_1024.overhead, many_1024.cpu_overhead],
     }
     fig.cpu_overhead_1v = one.cpu_overhead
     fig.latentd_x_rt_1v, fig.latentd_x_rt_4v = one.x_realtime, many.x_realtime
