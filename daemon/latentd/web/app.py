@@ -206,9 +206,10 @@ def make_app(feed: Feed, token: str, networks: list[IpNetwork]) -> ASGIApp:
     async def events(request: Request) -> Response:
         if streams[0] >= MAX_STREAMS:
             return PlainTextResponse(f"too many open pages (at most {MAX_STREAMS})", 503)
-        streams[0] += 1
 
         async def stream() -> AsyncIterator[str]:
+            # Counted inside the generator: its finally runs only once it has started.
+            streams[0] += 1
             seq = -1
             try:
                 while not feed.closed.is_set():

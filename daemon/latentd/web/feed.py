@@ -268,7 +268,7 @@ class WebFeed(threading.Thread):
             "open": snap.open,
             "muted": muted,
             "master_gain": round(snap.master_gain, 4),
-            "limiter_db": round(snap.limiter_db, 2),
+            "limiter_db": round(snap.limiter_db, 2) + 0.0,  # + 0.0: never "-0.0" on the page
             "speakers": [dict(s, peak=p, rms=r) for s, p, r in zip(self._speakers, peaks, rms, strict=True)],
             "refused_commands": snap.counters.get("refused_commands", 0),
             "voice_faults": snap.counters.get("voice_faults", 0),

@@ -59,6 +59,7 @@ class WebProcess:
             log.warning("web.stop_timeout", timeout_s=timeout_s)
             self.process.kill()
             self.process.join(2.0)
+        log.info("web.stopped", exit_code=self.process.exitcode)
 
 
 def _url(host: str, port: int) -> str:
