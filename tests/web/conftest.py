@@ -9,9 +9,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -48,15 +49,22 @@ class LiveDaemon:
 
     def status(self) -> dict:
         """``/api/status`` once the engine has fed the page."""
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
+
+        def fed() -> dict | None:
             st = self.client.get("/api/status").json()
-            if st.get("speakers") and "schedule" in st:
-                return st
+            return st if st.get("speakers") and "schedule" in st else None
+
+        return self.wait_for(fed, "a status fed by the engine", START_TIMEOUT_S)
+
+    def wait_for(self, predicate: Callable[[], Any], what: str, timeout_s: float = 20.0) -> Any:
+        """``predicate()``'s first true value, polled; fails naming ``what`` (only a failure waits long)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
             time.sleep(0.1)
-        raise AssertionError(
-            f"the page got no status in {START_TIMEOUT_S} s:\n{self.log.read_text()[-3000:]}"
-        )
+        raise AssertionError(f"{what} not seen in {timeout_s} s:\n{self.tail()}")
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:]

@@ -12,17 +12,6 @@ import pytest
 from tests.web.conftest import TOKEN, LiveDaemon
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
-WAIT_S = 20.0  # generous: only a failure waits this long
-
-
-def wait_for(predicate, what: str, daemon: LiveDaemon):
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not seen in {WAIT_S} s:\n{daemon.tail()}")
 
 
 def test_status_json_has_the_section_schedule_and_moving_meters(live: LiveDaemon):
@@ -41,15 +30,15 @@ def test_status_json_has_the_section_schedule_and_moving_meters(live: LiveDaemon
         fl = live.client.get("/api/status").json()["speakers"][0]
         return (fl["peak"], fl["rms"]) if fl["rms"] > 0.01 else None
 
-    peak, rms = wait_for(fl_levels, "a tone on FL", live)
+    peak, rms = live.wait_for(fl_levels, "a tone on FL")
     assert peak >= rms > 0.01
     assert live.client.get("/api/status").json()["speakers"][2]["peak"] == 0.0  # BL plays nothing
-    load = wait_for(lambda: live.client.get("/api/status").json()["models"][0]["load"], "a decode load", live)
+    load = live.wait_for(lambda: live.client.get("/api/status").json()["models"][0]["load"], "a decode load")
     assert 0 < load < 1  # the small synth decodes far faster than real time
 
 
 def test_history_metrics_and_the_page(live: LiveDaemon):
-    hour = wait_for(lambda: live.client.get("/api/history?span=hour").json()["points"], "history", live)
+    hour = live.wait_for(lambda: live.client.get("/api/history?span=hour").json()["points"], "history")
     time_s, rms_db, peak_db, _load = hour[-1]
     assert time_s > 1.7e9 and rms_db is not None and peak_db >= rms_db
     assert live.client.get("/api/history?span=day").status_code == 200
@@ -81,19 +70,19 @@ def test_actions_need_the_token_and_go_through_the_osc_checks(live: LiveDaemon):
     auth = {"Authorization": f"Bearer {TOKEN}"}
     applied = live.client.post("/api/action/next", headers=auth)
     assert applied.status_code == 200 and applied.json()["ok"], applied.text
-    wait_for(lambda: live.client.get("/api/status").json()["section"] != before, "the next section", live)
+    live.wait_for(lambda: live.client.get("/api/status").json()["section"] != before, "the next section")
     # The same range and the same words as /master/gain over OSC.
     loud = live.client.post("/api/action/master_gain", headers=auth, json={"value": 99.0})
     assert loud.status_code == 422 and "gain" in loud.json()["reason"], loud.text
     gain = live.client.post("/api/action/master_gain", headers=auth, json={"value": 0.5})
     assert gain.json()["ok"], gain.text
-    wait_for(lambda: live.client.get("/api/status").json()["master_gain"] == 0.5, "master gain 0.5", live)
+    live.wait_for(lambda: live.client.get("/api/status").json()["master_gain"] == 0.5, "master gain 0.5")
     assert live.client.post("/api/action/explode", headers=auth).status_code == 404
     assert live.client.post("/api/action/hold", headers=auth, content=b"{not json").status_code == 400
     huge = live.client.post("/api/action/hold", headers=auth, content=b"{" + b" " * 5000 + b"}")
     assert huge.status_code == 413
     assert live.client.post("/api/action/hold", headers=auth, json={"value": 1}).json()["ok"]
-    wait_for(lambda: live.client.get("/api/status").json()["hold"], "the hold", live)
+    live.wait_for(lambda: live.client.get("/api/status").json()["hold"], "the hold")
     assert live.client.post("/api/action/hold", headers=auth, json={"value": 0}).json()["ok"]
     assert live.client.post("/api/action/master_gain", headers=auth, json={"value": 1.0}).json()["ok"]
     # Logged like OSC commands: accepted, refused, and applied by the engine with its block.

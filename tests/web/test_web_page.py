@@ -16,7 +16,6 @@ import pytest
 from tests.web.conftest import TOKEN, LiveDaemon
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
-WAIT_S = 20.0  # generous: only a failure waits this long
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -39,16 +38,6 @@ def browser():
     driver.quit()
 
 
-def wait_for(predicate, what: str, live: LiveDaemon):
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not seen in the page in {WAIT_S} s:\n{live.tail()}")
-
-
 def test_the_page_renders_live_status_and_takes_an_action(live: LiveDaemon, browser, tmp_path: Path):
     from selenium.webdriver.common.by import By
 
@@ -57,7 +46,7 @@ def test_the_page_renders_live_status_and_takes_an_action(live: LiveDaemon, brow
     def text(element_id: str) -> str:
         return browser.find_element(By.ID, element_id).text
 
-    section = wait_for(lambda: text("section") if text("section") not in ("", "—") else None, "section", live)
+    section = live.wait_for(lambda: text("section") if text("section") not in ("", "—") else None, "section")
     assert section == live.status()["section"]
     assert "open around the clock" in text("schedule") and text("state") in ("playing", "fading in")
     assert "next opening" in text("next")
@@ -70,18 +59,18 @@ def test_the_page_renders_live_status_and_takes_an_action(live: LiveDaemon, brow
         now = heights()
         return now if len(now) == 4 and float(now[0]) > 0 else None
 
-    first = wait_for(playing, "meters", live)
-    wait_for(lambda: heights() != first, "the meters moving", live)
+    first = live.wait_for(playing, "meters")
+    live.wait_for(lambda: heights() != first, "the meters moving")
     assert float(heights()[2]) == 0.0  # BL plays nothing
     # Read-only without the token: the refusal says why.
     browser.find_element(By.CSS_SELECTOR, "button[data-action='next']").click()
-    wait_for(lambda: "refused" in text("result") and "token" in text("result"), "the refusal", live)
+    live.wait_for(lambda: "refused" in text("result") and "token" in text("result"), "the refusal")
     assert text("section") == section
     browser.find_element(By.ID, "token").send_keys(TOKEN)
     browser.find_element(By.ID, "save").click()
     browser.find_element(By.CSS_SELECTOR, "button[data-action='next']").click()
-    wait_for(lambda: text("result") == "next: applied", "the action applied", live)
-    wait_for(lambda: text("section") not in ("", "—", section), "the next section in the page", live)
+    live.wait_for(lambda: text("result") == "next: applied", "the action applied")
+    live.wait_for(lambda: text("section") not in ("", "—", section), "the next section in the page")
     time.sleep(1.0)  # a second more of history in the picture
     browser.execute_script("plot(); window.scrollTo(0, 0);")
     time.sleep(0.3)
