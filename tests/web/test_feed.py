@@ -90,6 +90,25 @@ def test_actions_are_the_osc_messages_and_refused_in_the_same_words(osc_piece: P
     }
 
 
+def test_the_page_hears_the_engines_outcome(osc_piece: Path):
+    engine = make_engine(osc_piece)
+    ours, theirs = multiprocessing.Pipe()
+    feed = WebFeed(engine, load_config(osc_piece), ours, recorder=None, counts=dict)
+    try:
+        theirs.send({"action": "next", "id": 7})
+        theirs.send({"action": "master_gain", "value": 9.0, "id": 8})
+        feed._receive()
+        assert theirs.recv() == {"reply": 8, "ok": False, "reason": "gain must be in 0..4, got 9.0"}
+        assert not theirs.poll(0)  # "next" is answered once the engine has applied it
+        play(engine, 0.01)
+        feed._receive()
+        assert theirs.recv() == {"reply": 7, "ok": True, "reason": ""}
+        assert engine.snapshot.section == "b"
+    finally:
+        ours.close()
+        theirs.close()
+
+
 def test_status_is_json_ready_with_schedule_and_section_time(feed: WebFeed):
     play(feed.engine, 0.2)
     st = feed.status()

@@ -7,17 +7,20 @@ takes the meters, reads the engine's published snapshot and sends one JSON-able 
 to the web process. It never blocks the engine: the web process acknowledges each status, and while two
 are unacknowledged the next is dropped. Actions come back through the same pipe; each becomes the OSC
 message it stands for and goes through the OSC route table and the engine's checks, so it is refused for
-the same reasons, in the same words, and logged and submitted the same way.
+the same reasons, in the same words, and logged and submitted the same way. The page hears "applied"
+only once the engine has applied it (a command listener), or the engine's reason if it refused it then.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import math
 import shutil
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -41,6 +44,8 @@ FEED_EVERY_S = 0.1  # meters at about 10 Hz
 SLOW_EVERY_S = 1.0  # the schedule line, disk space and decode load: once a second
 MAX_IN_FLIGHT = 2  # statuses sent but not yet acknowledged; more are dropped, never queued
 RECENT_SHOWN = 10  # warnings and errors on the page
+MAX_PENDING = 256  # the page's commands waiting for the engine's outcome
+PENDING_S = 10.0  # forgotten after this long (the page stops waiting sooner)
 
 # Web actions: name → (OSC address, whether it takes a value). The page's action is that OSC message.
 ACTIONS: dict[str, tuple[str, bool]] = {
@@ -57,9 +62,10 @@ _FIXED_ARGS: dict[str, tuple[OscArg, ...]] = {"fade_out": (1,), "fade_in": (0,)}
 
 @dataclass(frozen=True)
 class WebOrigin:
-    """A command sent from the status page (the engine's refusals of it are logged with the rest)."""
+    """A command sent from the status page: its action and a number the engine's outcome is matched by."""
 
     action: str
+    ident: int
 
 
 def action_message(name: str, value: Any) -> OscMessage | str:
@@ -166,7 +172,10 @@ class WebFeed(threading.Thread):
         self.url: str | None = None
         self.ready = threading.Event()
         self.dropped = 0
-        self.refused = 0
+        self._idents = itertools.count(1)
+        # Engine thread → feed thread: (ident, None) once applied, (ident, reason) once refused. Bounded.
+        self._outcomes: deque[tuple[int, str | None]] = deque(maxlen=MAX_PENDING)
+        self._pending: dict[int, tuple[Any, float]] = {}  # ident → (the web process's reply id, when sent)
         tz = config.venue.schedule.tz
         self._clock = clock or (lambda: dt.datetime.now(tz))
         self._stop_event = threading.Event()
@@ -178,11 +187,17 @@ class WebFeed(threading.Thread):
         self._speakers = [{"name": s.name, "azimuth_deg": s.azimuth_deg} for s in engine.layout.speakers]
         engine.block_listeners.append(self.meter)
         engine.refusal_listeners.append(self._engine_refused)
+        engine.command_listeners.append(self._engine_applied)
 
     def _engine_refused(self, command: Command, reason: str) -> None:
-        """Engine thread: count a later refusal of a page's command (the engine logged it)."""
+        """Engine thread: note that the engine refused a page's command (it logged why)."""
         if isinstance(command.origin, WebOrigin):
-            self.refused += 1
+            self._outcomes.append((command.origin.ident, reason))
+
+    def _engine_applied(self, block: int, command: Command) -> None:
+        """Engine thread: note that the engine applied a page's command."""
+        if isinstance(command.origin, WebOrigin):
+            self._outcomes.append((command.origin.ident, None))
 
     def stop(self, timeout_s: float = 2.0) -> None:
         """Stop the thread (the web process is stopped by its owner)."""
@@ -220,11 +235,30 @@ class WebFeed(threading.Thread):
                 log.error("web.failed", reason=str(msg["error"]))  # the page is gone; the music plays on
                 self.ready.set()
             elif "action" in msg:
-                ok, reason = self.act(str(msg["action"]), msg.get("value"), str(msg.get("peer", "")))
-                self.conn.send({"reply": msg.get("id"), "ok": ok, "reason": reason})
+                ident = next(self._idents)
+                ok, reason = self.act(str(msg["action"]), msg.get("value"), str(msg.get("peer", "")), ident)
+                if ok:  # answered once the engine has applied or refused it (see _answer)
+                    self._pending[ident] = (msg.get("id"), time.monotonic())
+                else:
+                    self.conn.send({"reply": msg.get("id"), "ok": False, "reason": reason})
+        self._answer()
 
-    def act(self, name: str, value: Any, peer: str = "") -> tuple[bool, str]:
-        """Check and submit a web action as the OSC server would; returns (accepted, reason or "")."""
+    def _answer(self) -> None:
+        """Tell the web process what the engine made of the page's commands."""
+        while self._outcomes:
+            ident, reason = self._outcomes.popleft()
+            waiting = self._pending.pop(ident, None)
+            if waiting is not None:
+                self.conn.send({"reply": waiting[0], "ok": reason is None, "reason": reason or ""})
+        stale = time.monotonic() - PENDING_S
+        for ident in [i for i, (_, sent) in self._pending.items() if sent < stale]:
+            del self._pending[ident]  # the page has given up waiting (see web.app ACTION_TIMEOUT_S)
+
+    def act(self, name: str, value: Any, peer: str = "", ident: int = 0) -> tuple[bool, str]:
+        """Check and submit a web action as the OSC server would; returns (submitted, reason or "").
+
+        The engine checks it again when it applies it; ``ident`` matches that outcome to the request.
+        """
         message = action_message(name, value)
         if isinstance(message, str):
             log.warning("web.refused", action=name, sender=peer, reason=message)
@@ -239,7 +273,7 @@ class WebFeed(threading.Thread):
         if reason is not None or not isinstance(mapped, Command):
             log.warning("web.refused", action=name, address=message.address, sender=peer, reason=reason)
             return False, reason or "not an action"
-        self.engine.submit(dataclasses.replace(mapped, origin=WebOrigin(name)))
+        self.engine.submit(dataclasses.replace(mapped, origin=WebOrigin(name, ident)))
         log.info("web.accepted", action=name, sender=peer, **mapped.to_json())
         return True, ""
 
