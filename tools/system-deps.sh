@@ -3,9 +3,10 @@
 # Used by `make` (first set-up) and by .ci/run. Runs apt-get as root, or through sudo.
 set -euo pipefail
 
+# chromium, chromium-driver: a test loads the status page in a headless browser.
 # puredata-core: the tests compare noise~ seeds and latent WAVs with Pd itself (pd -nogui -batch).
 packages=(python3 python3-venv python3-dev jackd2 libjack-jackd2-0 libsndfile1 sox liblo-tools jack-capture
-    shellcheck systemd puredata-core)
+    shellcheck systemd puredata-core chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

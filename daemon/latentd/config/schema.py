@@ -28,6 +28,7 @@ from latentd.control.osc_config import OscConfig
 from latentd.control.schedule_config import ExceptionDay, RecordingSchedule, ScheduleConfig
 from latentd.recording.config import RecordingConfig
 from latentd.sources.specs import SourceSpec
+from latentd.web.config import WebConfig
 
 __all__ = [
     "AudioConfig",
@@ -50,5 +51,6 @@ __all__ = [
     "TrimConfig",
     "VenueConfig",
     "VoiceConfig",
+    "WebConfig",
     "pool_folder",
 ]

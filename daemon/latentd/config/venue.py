@@ -1,7 +1,7 @@
 """The venue config (``configs/<venue>.toml``): where and how a piece plays.
 
-Its tables: ``[audio]``, ``[output]``, ``[jack]``, ``[logging]`` here; ``[osc]``, ``[recording]`` and
-``[schedule]`` beside the code that uses them (``control/``, ``recording/``).
+Its tables: ``[audio]``, ``[output]``, ``[jack]``, ``[logging]`` here; ``[osc]``, ``[recording]``,
+``[schedule]`` and ``[web]`` beside the code that uses them (``control/``, ``recording/``, ``web/``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from latentd.control.osc_config import OscConfig
 from latentd.control.schedule_config import ScheduleConfig
 from latentd.installation.layout import PRESETS, Layout, SpeakerLike, make_layout
 from latentd.recording.config import RecordingConfig
+from latentd.web.config import WebConfig
 
 
 def _check_blocksize(value: int) -> int:
@@ -263,6 +264,9 @@ class VenueConfig(Strict):
     )
     osc: OscConfig = Field(
         default_factory=lambda: OscConfig(), description="the OSC control server: see [osc]"
+    )
+    web: WebConfig = Field(
+        default_factory=lambda: WebConfig(), description="the status page for the staff: see [web]"
     )
     recording: RecordingConfig = Field(
         default_factory=lambda: RecordingConfig(),

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
-import ipaddress
 import json
 import select
 import socket
@@ -36,7 +35,7 @@ from typing import Any
 
 import structlog
 
-from latentd.control.osc_config import OscConfig
+from latentd.control.osc_config import OscConfig, host_allowed
 from latentd.control.osc_map import Refusal, StatusRequest, map_message
 from latentd.control.osc_parse import OscParseError, encode_message, parse_packet
 from latentd.control.port_holders import describe_udp_port
@@ -380,13 +379,7 @@ class OscServer:
     def _is_allowed(self, host: str) -> bool:
         allowed = self._allowed.get(host)
         if allowed is None:
-            try:
-                ip = ipaddress.ip_address(host.split("%", 1)[0])
-            except ValueError:
-                ip = None
-            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-                ip = ip.ipv4_mapped
-            allowed = ip is not None and any(ip.version == n.version and ip in n for n in self._networks)
+            allowed = host_allowed(host, self._networks)
             if len(self._allowed) >= MAX_TRACKED_HOSTS:
                 self._allowed.clear()
             self._allowed[host] = allowed

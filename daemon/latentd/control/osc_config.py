@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def _check_host(value: str) -> str:
+def check_host(value: str) -> str:
     """An IPv4 or IPv6 address, e.g. 127.0.0.1, 0.0.0.0 or ::1."""
     try:
         ipaddress.ip_address(value)
@@ -19,7 +19,7 @@ def _check_host(value: str) -> str:
     return value
 
 
-def _check_network(value: str) -> str:
+def check_network(value: str) -> str:
     """A network in CIDR form, e.g. 192.168.1.0/24 or 10.0.0.7/32."""
     try:
         ipaddress.ip_network(value, strict=True)
@@ -28,6 +28,17 @@ def _check_network(value: str) -> str:
             f"{value!r} is not a network in CIDR form ({exc}); give one like 192.168.1.0/24 or 10.0.0.7/32"
         ) from None
     return value
+
+
+def host_allowed(host: str, networks: list[IpNetwork]) -> bool:
+    """Whether ``host`` (an IP address as text; IPv4-mapped IPv6 as IPv4) lies in one of ``networks``."""
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip.version == n.version and ip in n for n in networks)
 
 
 class OscConfig(BaseModel):
@@ -40,12 +51,12 @@ class OscConfig(BaseModel):
     enabled: bool = Field(
         default=False, description="start the OSC server with `latentd run`; false: no OSC control"
     )
-    bind: Annotated[str, AfterValidator(_check_host)] = Field(
+    bind: Annotated[str, AfterValidator(check_host)] = Field(
         default="127.0.0.1",
         description="address to listen on; 0.0.0.0 listens on every interface (then set `allow`)",
     )
     port: int = Field(default=9000, ge=1, le=65535, description="UDP port to listen on")
-    allow: list[Annotated[str, AfterValidator(_check_network)]] = Field(
+    allow: list[Annotated[str, AfterValidator(check_network)]] = Field(
         default_factory=list,
         description="networks (CIDR) whose hosts may send; this host (127.0.0.1, ::1) is always allowed",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -56,6 +57,8 @@ class ModelGroup:
         self._end = 0
         self.faulted_rows: list[int] = []
         self.calls = 0
+        self.decode_s = 0.0  # seconds spent in decode calls, and seconds of audio they made (see run)
+        self.decoded_s = 0.0
         # A decode call that raises: silence, re-prime, else reload (live: in the background).
         self.recovery = DecodeRecovery(name)
         # Called with (group, z) before each decode, to change the latents in place (section morphs).
@@ -104,7 +107,11 @@ class ModelGroup:
 
         Touches only this group's model, so groups may run in parallel threads.
         """
+        started = time.perf_counter()
         audio = self.recovery.decode(self, z)
+        # Read by the status page (decode load = time spent / audio made); never feeds back into audio.
+        self.decode_s += time.perf_counter() - started
+        self.decoded_s += self.frames_per_call * self.info.ratio / self.info.sr
         return audio[: self.n_rows] if self.batch > self.n_rows else audio
 
     def finish(self, audio: np.ndarray) -> None:

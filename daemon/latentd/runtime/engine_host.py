@@ -29,6 +29,8 @@ from latentd.offline.snapshot import snapshot_now
 from latentd.recording.recorder import Recorder, attach_recorder
 from latentd.runtime.process import freeze_heap
 from latentd.runtime.state import StateWriter, restore_state, state_path
+from latentd.web.feed import WebFeed
+from latentd.web.process import WebProcess
 
 log = structlog.get_logger("latentd.runtime.engine_host")
 
@@ -120,7 +122,8 @@ class SnapshotRequests:
 
 
 class EngineHost:
-    """Start in order, stop in reverse: pools, models, engine, recorder, state, scheduler, worker, OSC."""
+    """Start in order, stop in reverse: pools, models, engine, recorder, state, scheduler, worker, OSC,
+    web page."""
 
     def __init__(
         self,
@@ -146,6 +149,8 @@ class EngineHost:
         self.state: StateWriter | None = None
         self.pools: PiecePools | None = None
         self.snapshots: SnapshotRequests | None = None
+        self.feed: WebFeed | None = None
+        self.web: WebProcess | None = None
         self._engine_status: Callable[[], dict[str, Any]] | None = None
         self._last_status = time.monotonic()
 
@@ -169,6 +174,18 @@ class EngineHost:
         restore_state(engine, state_path(config), log)
         self.schedule = start_scheduler(engine, config, log)
         self.state = StateWriter(engine, state_path(config), config.venue.schedule.state_every_s, log).start()
+        if config.venue.web.enabled:
+            # Made before the worker starts: the feed's meter listens to the engine thread's blocks.
+            web = self.web = WebProcess(
+                config.venue.web, config.venue.logging.level, config.venue.logging.format
+            )
+            self.feed = WebFeed(
+                engine,
+                config,
+                web.conn,
+                recorder=recorder,
+                counts=lambda: {"xruns": self.xruns(), "underruns": ring.underruns},
+            )
         self.worker = EngineWorker(engine, ring)
         self.worker.fill()  # pre-fill before the JACK client is activated: the first callbacks find audio
         freeze_heap()
@@ -178,6 +195,9 @@ class EngineHost:
         if config.venue.osc.enabled:
             self.osc = OscServer(engine, config.venue.osc, self.status, log)
             self.osc.start()
+        if self.web is not None and self.feed is not None:
+            self.web.start()
+            self.feed.start()
 
     def _answer(self, cmd: c.Command, address: str, args: list[Any]) -> None:
         if self.osc is not None:
@@ -225,6 +245,10 @@ class EngineHost:
         """
         if self.schedule is not None:
             self.schedule.stop()
+        if self.feed is not None:
+            self.feed.stop()
+        if self.web is not None:
+            self.web.stop()
         if self.osc is not None:
             self.osc.stop()
         if self.worker is not None:

@@ -13,11 +13,37 @@ import logging
 import os
 import sys
 import threading
+from collections import deque
+from collections.abc import MutableMapping
 from typing import Any, Literal, TextIO
 
 import structlog
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+RECENT_KEPT = 20  # warnings and errors kept for the status page; older ones give way
+# The latest warnings and errors of this process, newest last, as short dicts (the status page shows them).
+recent_problems: deque[dict[str, str]] = deque(maxlen=RECENT_KEPT)
+_PROBLEM_LEVELS = frozenset(("warning", "error", "critical", "exception"))
+
+
+def keep_recent_problems(
+    _logger: Any, _name: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """A structlog processor: keep a short copy of each warning and error in :data:`recent_problems`."""
+    level = str(event.get("level", ""))
+    if level in _PROBLEM_LEVELS:
+        details = " ".join(
+            f"{k}={v}" for k, v in event.items() if k not in ("event", "level", "timestamp", "exc_info")
+        )
+        recent_problems.append(
+            {
+                "time": str(event.get("timestamp", "")),
+                "level": level,
+                "event": str(event.get("event", "")),
+                "details": details[:300],
+            }
+        )
+    return event
 
 
 class LineLogger:
@@ -83,6 +109,7 @@ def setup_logging(level: str = "info", fmt: Literal["auto", "json", "console"] =
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            keep_recent_problems,
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
             renderer,
