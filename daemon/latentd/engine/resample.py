@@ -159,3 +159,17 @@ class Resampler:
         self._position = int(state.position)
         self.samples_in = int(state.samples_in)
         self.samples_out = int(state.samples_out)
+
+
+def resample(x: np.ndarray, samplerate_in: int, samplerate_out: int) -> np.ndarray:
+    """Resample a whole signal [samples] or [channels, samples] at once, time-aligned.
+
+    The result has ``ceil(samples × samplerate_out / samplerate_in)`` samples: every output instant
+    inside the input's span (the end is read as followed by silence).
+    """
+    rows = np.atleast_2d(np.asarray(x, dtype=np.float32))
+    resampler = Resampler(samplerate_in, samplerate_out, rows.shape[0])
+    n_out = -(-rows.shape[1] * resampler.up // resampler.down)
+    tail = np.zeros((rows.shape[0], resampler.latency_in + 1), dtype=np.float32)
+    out = np.concatenate([resampler.process(rows), resampler.process(tail)], axis=1)[:, :n_out]
+    return out if np.ndim(x) == 2 else out[0]
