@@ -91,3 +91,14 @@ def test_beyond_its_bound_the_journal_counts_the_lines_it_drops_and_says_so_in_t
     written = lines(blocked / "rec" / "commands.jsonl")
     assert [e["block"] for e in written] == [10, 11, 12, 13, 14, 20]
     assert written[4] == {"block": 14, "cmd": "journal.lost", "lost": 6, "first_block": 14, "last_block": 19}
+
+
+def test_lines_still_refused_when_the_journal_shuts_down_are_counted_in_the_log(tmp_path):
+    blocked = tmp_path / "blocked"
+    blocked.write_text("not a folder")
+    journal = CommandJournal(blocked / "rec", max_queued=2)
+    for block in range(3):
+        journal.write(block, c.SetVoiceGain("n", 0.5), now=0.0)
+    with capture_logs() as logs:
+        journal.shutdown()
+    assert [(e["event"], e["lines"]) for e in logs] == [("commands.journal_unwritten", 3)]

@@ -328,7 +328,7 @@ class Recorder:
             except Exception:
                 log.exception("recording.close_failed", folder=str(self.folder))
         finally:
-            self.journal.close()
+            self.journal.shutdown()
 
     def _drain(self, quitting: bool) -> None:
         """Handle the blocks and events taken so far, in block order."""

@@ -17,6 +17,7 @@ Session folder layout::
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -203,7 +204,10 @@ class CommandJournal:
         try:
             view = memoryview(data)
             while view:  # unbuffered: one system call each, which may take part of it
-                view = view[self._file.write(view) or 0 :]
+                written = self._file.write(view)
+                if not written:
+                    raise OSError(errno.EIO, "the file took no bytes", str(self.path))
+                view = view[written:]
         except OSError:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._file.fileno(), self._size)
@@ -228,6 +232,17 @@ class CommandJournal:
         self.path.replace(self.folder / "commands.1.jsonl")
         self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - kept open
         self._size = 0
+
+    def shutdown(self) -> None:
+        """Close for good: lines the disk still refuses are lost now, and the log says how many."""
+        self.close()
+        if self._queue or self._dropped:
+            log.error(
+                "commands.journal_unwritten",
+                file=str(self.path),
+                lines=len(self._queue) + self._dropped,
+                reason="the disk refused them until the recorder stopped",
+            )
 
     def close(self) -> None:
         """Close the file (the next write opens it again; lines still waiting stay queued)."""
