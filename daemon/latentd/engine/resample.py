@@ -7,12 +7,14 @@ linear phase and centred, so the output is time-aligned with the input: the firs
 first input sample's instant, and the stream holds back ``half`` input samples (the filter's look-ahead)
 until more input arrives.
 
-Quality: flat passband up to 0.9 × the lower Nyquist frequency, at least 90 dB of stopband from the lower
-Nyquist frequency on (images and aliases), as soxr's "HQ" setting gives for audio.
+Quality (a Kaiser design for 90 dB; ``benchmarks.resample`` measures it): the passband is flat within
+0.001 dB up to 0.9 × the lower Nyquist frequency, and images and aliases stay 90 dB down, about what
+soxr's "HQ" setting gives for audio.
 
 The state is the input not yet consumed plus the next output's position in integer units of ``1/L``
-input sample (:meth:`Resampler.state`, :meth:`Resampler.restore`). Each output sample is summed in a
-fixed order, so the output is bit-identical however the input is split into chunks.
+input sample (:meth:`Resampler.state`, :meth:`Resampler.restore`). Each output sample is one dot
+product of its own window with its phase's taps, computed the same way whatever else is computed with
+it, so the output is bit-identical however the input is split into chunks.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 PASSBAND = 0.9  # passband edge, × the lower Nyquist frequency
-STOPBAND_DB = 90.0  # Kaiser design attenuation (measured ≥ 80 dB with margin)
+STOPBAND_DB = 90.0  # Kaiser design attenuation
 _BLOCK = 1024  # outputs computed together: bounds the gathered windows to ~1024 × taps × channels
 
 
@@ -71,7 +73,9 @@ def _design(up: int, down: int, samplerate_in: int) -> tuple[np.ndarray, int]:
     index = (half - q) * up + p + span
     bank = np.where((index >= 0) & (index <= 2 * span), proto[np.clip(index, 0, 2 * span)], 0.0)
     bank /= bank.sum(axis=0, keepdims=True)
-    return np.ascontiguousarray(bank.T.astype(np.float32)), half
+    out = np.ascontiguousarray(bank.T.astype(np.float32))
+    out.setflags(write=False)  # shared by every resampler of these rates (cached)
+    return out, half
 
 
 class Resampler:
