@@ -12,6 +12,7 @@ import structlog
 
 from benchmarks import engine as bench
 from benchmarks import model_files, osc_latency, real_models, soak, soak_plan, soak_probe, xruns
+from benchmarks import resample as resample_bench
 from benchmarks.oscload import messages
 from benchmarks.xruns_child import TimedJackOutput
 from latentd.control.opening import is_open
@@ -217,3 +218,10 @@ def test_soak_benchmark_kills_jackd_and_replays_a_segment(tmp_path: Path) -> Non
     assert result["memory_mib"]["engine"]["end"] > 0 and result["open_fds"]["main"]["end"] > 0
     assert result["recording_pause"]["asked"] is False
     assert any("disk-full event is skipped" in note for note in result["notes"])
+
+
+def test_resample_benchmark_measures_quality_and_cost() -> None:
+    figures = resample_bench.quality(44100, 48000, tones=2)
+    assert figures["ripple_db"] < 0.1 and figures["worst_image_or_alias_db"] < -80
+    costs = resample_bench.cost(48000, 44100, channels=1, repeats=1)
+    assert all(math.isfinite(v) and v > 0 for v in costs.values())

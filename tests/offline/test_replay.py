@@ -170,6 +170,31 @@ def test_each_segment_replays_alone_sample_for_sample(tmp_path, model_factory, c
     )
 
 
+def test_a_segment_of_a_resampled_model_replays_from_its_own_checkpoint(tmp_path, model_factory, capsys):
+    resampled = model_factory(SynthSpec(latent_size=4, ratio=1024, sr=44100, base_hz=330.0))
+    native = model_factory(SynthSpec(latent_size=4, ratio=1024, sr=SR, seed=2))
+    venue = write_piece(
+        tmp_path,
+        models={"r": resampled, "a": native},
+        voices={
+            "n": {"model": "r", "source": {"kind": "noise", "smooth_s": 0.2}},
+            "w": {"model": "r", "source": {"kind": "walk"}, "pan": {"azimuth_deg": 60.0}},
+            "l": {"model": "a", "source": {"kind": "lfo", "freq_hz": 0.1}},
+        },
+        extra_venue={"recording": {"segment_s": 1.0}},
+    )
+    # Recording starts well after the engine: every checkpoint holds a resampler in mid-stream.
+    schedule = {7: c.StartRecording(), 80: c.SetLatentBias("n", 0, 1.5), 600: c.StopRecording()}
+    folder = record_segments(tmp_path, venue, schedule, 610)
+    session = json.loads((folder / "session.json").read_text())
+    assert len(session["segments"]) == 4
+    for n in (1, 2):
+        replayed, recorded, err = replay_segment(tmp_path, folder, n, capsys)
+        assert np.abs(recorded).max() > 0.01
+        np.testing.assert_array_equal(replayed, recorded)
+        assert "rendered from the checkpoint of segment" not in err and "warning" not in err
+
+
 def test_a_segment_whose_checkpoint_is_inexact_is_rendered_from_an_earlier_one(
     tmp_path, model_factory, capsys
 ):

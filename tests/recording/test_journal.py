@@ -57,17 +57,48 @@ def test_the_journal_rotates_by_size_and_keeps_a_bounded_number_of_files(tmp_pat
     assert newest[-1]["block"] == 199 and older[-1]["block"] == newest[0]["block"] - 1
 
 
-def test_a_journal_that_cannot_write_says_so_once_and_tries_again_later(tmp_path):
+def test_a_journal_that_cannot_write_keeps_the_lines_and_writes_them_in_order_later(tmp_path):
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where the recordings folder should be")
-    journal = CommandJournal(blocked / "rec", retry_s=10.0)
+    journal = CommandJournal(blocked / "rec", retry_s=1.0)
     with capture_logs() as logs:
         for t in range(5):
-            journal.write(t, c.SetVoiceGain("n", 0.5), now=float(t))
+            journal.write(t, c.SetVoiceGain("n", 0.5), now=float(t) / 10)
+        assert journal.queued == 5
         blocked.unlink()
-        journal.write(5, c.SetVoiceGain("n", 0.5), now=9.0)  # within the retry delay: not tried
-        journal.write(6, c.SetVoiceGain("n", 0.5), now=10.5)
+        journal.write(5, c.SetVoiceGain("n", 0.5), now=0.6)  # within the retry delay: not tried
+        assert journal.queued == 6 and not (blocked / "rec").exists()
+        journal.poll(now=1.5)  # the writer thread's next round: the disk takes them
+    journal.write(6, c.SetVoiceGain("n", 0.25), now=1.6)
     journal.close()
     events = [e["event"] for e in logs]
     assert events == ["commands.journal_failed", "commands.journal_resumed"]
-    assert journal.lost == 6 and [e["block"] for e in lines(blocked / "rec" / "commands.jsonl")] == [6]
+    assert journal.lost == 0 and journal.queued == 0
+    assert [e["block"] for e in lines(blocked / "rec" / "commands.jsonl")] == list(range(7))
+
+
+def test_beyond_its_bound_the_journal_counts_the_lines_it_drops_and_says_so_in_the_file(tmp_path):
+    blocked = tmp_path / "blocked"
+    blocked.write_text("not a folder")
+    journal = CommandJournal(blocked / "rec", max_queued=4)
+    for block in range(10, 20):
+        journal.write(block, c.SetVoiceGain("n", 0.5), now=0.0)
+    assert journal.queued == 4 and journal.lost == 6
+    blocked.unlink()
+    journal.poll(now=5.0)
+    journal.write(20, c.SetVoiceGain("n", 0.5), now=5.0)
+    journal.close()
+    written = lines(blocked / "rec" / "commands.jsonl")
+    assert [e["block"] for e in written] == [10, 11, 12, 13, 14, 20]
+    assert written[4] == {"block": 14, "cmd": "journal.lost", "lost": 6, "first_block": 14, "last_block": 19}
+
+
+def test_lines_still_refused_when_the_journal_shuts_down_are_counted_in_the_log(tmp_path):
+    blocked = tmp_path / "blocked"
+    blocked.write_text("not a folder")
+    journal = CommandJournal(blocked / "rec", max_queued=2)
+    for block in range(3):
+        journal.write(block, c.SetVoiceGain("n", 0.5), now=0.0)
+    with capture_logs() as logs:
+        journal.shutdown()
+    assert [(e["event"], e["lines"]) for e in logs] == [("commands.journal_unwritten", 3)]

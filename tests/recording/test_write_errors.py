@@ -95,7 +95,8 @@ def replay_segment(tmp_path: Path, folder: Path, n: int) -> np.ndarray:
 
 
 def test_a_full_disk_pauses_once_says_why_and_resumes_in_a_new_segment(tmp_path, small_disk, model_factory):
-    model = model_factory(SynthSpec(latent_size=4, ratio=1024, sr=SR))
+    # A 44.1 kHz model, resampled to the venue's 48 kHz: the resumed segment still replays exactly.
+    model = model_factory(SynthSpec(latent_size=4, ratio=1024, sr=44100))
     engine, recorder = start(tmp_path, model, small_disk / "rec")
     engine.submit(c.StartRecording())
     with capture_logs() as logs:
@@ -107,6 +108,15 @@ def test_a_full_disk_pauses_once_says_why_and_resumes_in_a_new_segment(tmp_path,
     errors = [e for e in logs if e["log_level"] in ("error", "warning")]
     assert [e["event"] for e in errors] == ["recording.paused"] and errors[0]["log_level"] == "error"
     assert engine.counters.refused_commands == 0  # playback went on untouched
+    # Commands while the disk is full: the command journal beside the sessions keeps them in memory.
+    gains = [round(0.5 + i / 1000, 3) for i in range(300)]
+    with capture_logs() as logs:
+        for gain in gains:
+            engine.submit(c.SetVoiceGain("n", gain))
+            engine.next_block()
+        assert recorder.wait_idle()
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["commands.journal_failed"]
+    assert recorder.journal.queued > 0
 
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)  # space returns
     with capture_logs() as logs:
@@ -115,12 +125,18 @@ def test_a_full_disk_pauses_once_says_why_and_resumes_in_a_new_segment(tmp_path,
         for _ in range(200):
             engine.next_block()
     assert [e["event"] for e in logs if e["event"].startswith("recording.res")] == ["recording.resuming"]
+    assert recorder.journal.queued == 0  # written once the disk took writes again
     engine.submit(c.StopRecording())
     engine.next_block()
     recorder.close()
 
     folder, session = session_of(recorder)
     assert session["stop_reason"] == "command" and session["paused"] is None
+    # The journal lost none of them, and holds each once, in order (a line cut short is written again).
+    journal = [json.loads(line) for line in (small_disk / "rec" / "commands.jsonl").read_text().splitlines()]
+    assert [e["gain"] for e in journal if e["cmd"] == "voice.gain" and e["voice"] == "n"] == gains
+    assert [e["cmd"] for e in journal].count("voice.gain") == len(gains) + 1 and recorder.journal.lost == 0
+    assert [e["block"] for e in journal] == sorted(e["block"] for e in journal)
     first, resumed = session["segments"][0], session["segments"][-1]
     # session.json says what the files hold.
     for seg in session["segments"]:

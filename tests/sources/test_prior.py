@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from latentd.config import load_config
+from latentd.engine import commands as c
+from latentd.engine.checkpoint import Checkpoint, capture, restore
 from latentd.engine.engine import Engine
 from latentd.installation.piece import load_installation
 from latentd.modelkit.builder import SynthSpec
@@ -89,3 +91,27 @@ def test_prior_drives_a_voice(tmp_path, priors, model_factory):
     engine = Engine(load_installation(load_config(config)), fade_in_s=0.0)
     out = np.concatenate([engine.next_block() for _ in range(100)], axis=1)
     assert np.isfinite(out).all() and np.abs(out).max() > 0.01
+
+
+@pytest.mark.parametrize("kind", ["with_temperature", "without"])
+def test_a_checkpoint_of_a_prior_voice_restores_exactly(tmp_path, priors, model_factory, kind):
+    synth = model_factory(SynthSpec(latent_size=4, ratio=RATIO, sr=44100))
+    config = load_config(
+        write_piece(
+            tmp_path,
+            models={"a": synth},
+            voices={"v": {"model": "a", "source": {"kind": "prior", "path": str(priors[kind])}}},
+        )
+    )
+    live = Engine(load_installation(config), fade_in_s=0.0)
+    taken: list[Checkpoint] = []
+    live.block_start_listeners.append(lambda block: taken.append(capture(live)) if block == 45 else None)
+    live.submit(c.SetSourceParam("v", "temperature", 0.4))
+    blocks = [live.next_block() for _ in range(150)]
+    (checkpoint,) = taken
+    assert checkpoint.exact
+    restored = Engine(load_installation(config), fade_in_s=0.0)
+    restore(restored, Checkpoint.loads(checkpoint.dumps()))
+    again = np.concatenate([restored.next_block() for _ in range(150 - 45)], axis=1)
+    assert np.abs(again).max() > 0.01
+    np.testing.assert_array_equal(again, np.concatenate(blocks[45:], axis=1))

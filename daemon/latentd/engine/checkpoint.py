@@ -3,18 +3,18 @@
 A checkpoint is taken in the engine thread once the commands of its block are applied and before the
 block is rendered (``engine.block_start_listeners``). It holds the programme position, every voice
 (gains, overrides, routing, its source's state and seed), the operator overrides, the master bus
-(ramps, trims, DC blocker, limiter), each model group's FIFO and streaming caches (the model's
-buffers), the model attributes set while playing, and torch's and numpy's global random generators.
+(ramps, trims, DC blocker, limiter), each model group's FIFO, resampler state (latentd's own,
+:mod:`latentd.engine.resample`) and streaming caches (the model's buffers), the model attributes
+set while playing, and torch's and numpy's global random generators.
 An engine built from the same config and seed and given the checkpoint renders the same samples from
 that block on, given the commands logged after it.
 
 What cannot be captured exactly is named in :attr:`Checkpoint.inexact`; replay then starts from an
 earlier exact checkpoint and renders forward:
 
-- a model group resampled to the venue's rate, once it has decoded (soxr's stream keeps its filter
-  state out of reach; a recording that starts with the engine, at block 0, is exact);
 - a model swap under way or done (the engine's voices and groups no longer match a fresh build);
-- a source that declares it (``Source.checkpoint_inexact``: pool and prior sources).
+- a source that declares it (``Source.checkpoint_inexact``: pool sources, whose items a background
+  process writes as it goes).
 
 With parallel decode (``audio.decode_threads`` > 1) a model's next call may be decoding in the
 background: capturing waits for it and keeps its audio, so the restored engine has it due as well.
@@ -32,10 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from latentd.installation.torchscript import buffer_snapshot, restore_buffers
-
 if TYPE_CHECKING:
-    from latentd.engine.decode import ModelGroup
     from latentd.engine.engine import Engine
 
 VERSION = 1
@@ -89,20 +86,9 @@ class Checkpoint:
             raise CheckpointError(f"not a readable checkpoint: {exc}") from exc
 
 
-def _module_of(group: ModelGroup) -> Any:
-    """The TorchScript module behind a group's model (its buffers are the streaming caches)."""
-    return group.model._module
-
-
 def inexact_reasons(engine: Engine) -> list[str]:
     """Why a checkpoint of ``engine`` now would not restore exactly (engine thread)."""
     reasons = []
-    for group in engine.groups:
-        if group.resampler is not None and group.calls > 0:  # before the first call it is fresh
-            reasons.append(
-                f"model {group.name!r} is resampled from {group.info.sr} Hz to {engine.samplerate} Hz "
-                "(the resampler's state cannot be read)"
-            )
     piece_models = {name: vc.model for name, vc in engine.installation.config.piece.voices.items()}
     if engine.swaps.loading or engine.swaps.crossfading or engine.swaps.voice_models != piece_models:
         reasons.append("a voice changed model while playing (a model swap)")
@@ -133,6 +119,7 @@ def capture(engine: Engine, model_attributes: dict[str, dict[str, float | str]] 
             "fifo": g._buf[:, :, g._start : g._end],
             "calls": g.calls,
             "faulted_rows": g.faulted_rows,
+            "resampler": g.resampler.state() if g.resampler is not None else None,
             # A call decoding ahead (parallel decode): its sources were stepped, its audio is due.
             "pending": engine.decoder.pending(g),
         }
@@ -154,7 +141,7 @@ def capture(engine: Engine, model_attributes: dict[str, dict[str, float | str]] 
         }
     )
     for g in engine.groups:  # after the calls ahead have finished: they change the caches
-        state["groups"][g.name]["buffers"] = buffer_snapshot(_module_of(g))
+        state["groups"][g.name]["buffers"] = g.model.buffers()
     state["torch_rng"] = torch.get_rng_state()
     return Checkpoint(engine.counters.blocks, state, tuple(inexact_reasons(engine)))
 
@@ -198,7 +185,9 @@ def restore(engine: Engine, checkpoint: Checkpoint) -> None:
         group._start, group._end = 0, n
         group.calls = saved["calls"]
         group.faulted_rows = saved["faulted_rows"]
-        restore_buffers(_module_of(group), saved["buffers"])
+        if group.resampler is not None and saved.get("resampler") is not None:
+            group.resampler.restore(saved["resampler"])
+        group.model.set_buffers(saved["buffers"])
         if saved.get("pending") is not None:
             engine.decoder.set_pending(group, saved["pending"])
         for attribute, value in state["model_attributes"].get(name, {}).items():

@@ -6,10 +6,10 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-import soxr
 import structlog
 
 from latentd.engine.recovery import DecodeRecovery
+from latentd.engine.resample import Resampler
 from latentd.engine.voice import Voice
 from latentd.installation.models import LoadedModel
 
@@ -44,13 +44,12 @@ class ModelGroup:
         # state per row, and vschaos2 resets its state whenever the batch size changes.
         self.batch = max(self.n_rows, batch or self.n_rows)
         ch = self.info.n_channels
+        # latentd's own resampler: its state goes into checkpoints, so replay is exact.
         self.resampler = (
-            soxr.ResampleStream(self.info.sr, samplerate, self.n_rows * ch, dtype="float32", quality="HQ")
-            if self.info.sr != samplerate
-            else None
+            Resampler(self.info.sr, samplerate, self.n_rows * ch) if self.info.sr != samplerate else None
         )
         chunk_out = int(np.ceil(frames_per_call * self.info.ratio * samplerate / self.info.sr)) + 64
-        # Output samples one call makes, about (a resampler holds a few back at first).
+        # Output samples one call makes, about (the resampler holds its look-ahead back at first).
         self.chunk_samples = int(frames_per_call * self.info.ratio * samplerate / self.info.sr)
         self._buf = np.zeros((self.n_rows, ch, 4 * chunk_out), dtype=np.float32)
         self._start = 0
@@ -125,8 +124,7 @@ class ModelGroup:
             self.model.reset()
         if self.resampler is not None:
             rows, ch, samples = audio.shape
-            flat = np.ascontiguousarray(audio.reshape(rows * ch, samples).T)
-            audio = np.ascontiguousarray(self.resampler.resample_chunk(flat).T).reshape(rows, ch, -1)
+            audio = self.resampler.process(audio.reshape(rows * ch, samples)).reshape(rows, ch, -1)
         self._append(audio)
 
     def _append(self, audio: np.ndarray) -> None:

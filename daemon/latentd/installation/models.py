@@ -252,6 +252,14 @@ class LoadedModel:
         """Restore every buffer to its state right after load (streaming caches included)."""
         restore_buffers(self._module, self._snapshot)
 
+    def buffers(self) -> dict[str, torch.Tensor]:
+        """A copy of every buffer now (the streaming caches): the model's part of an engine checkpoint."""
+        return buffer_snapshot(self._module)
+
+    def set_buffers(self, buffers: dict[str, torch.Tensor]) -> None:
+        """Put back what :meth:`buffers` returned."""
+        restore_buffers(self._module, buffers)
+
     # --- attributes and encoding -------------------------------------------------------------------
 
     def set_attribute(self, name: str, value: object) -> None:

@@ -310,6 +310,9 @@ class Recorder:
                 quitting = self._quit.is_set()
                 self._busy = True
                 self._drain(quitting)
+                # Lines a full disk refused, once it takes them (retried per second of audio, like the
+                # writer's own disk checks; on the way out, once more whatever the time).
+                self.journal.poll(self._audio_s(self.engine.snapshot.block), force=quitting)
                 self._busy = False
                 if quitting:
                     break
@@ -325,7 +328,7 @@ class Recorder:
             except Exception:
                 log.exception("recording.close_failed", folder=str(self.folder))
         finally:
-            self.journal.close()
+            self.journal.shutdown()
 
     def _drain(self, quitting: bool) -> None:
         """Handle the blocks and events taken so far, in block order."""
@@ -351,9 +354,13 @@ class Recorder:
                 return  # its block is still being rendered: next round
             self._handle(pending.popleft())
 
+    def _audio_s(self, block: int) -> float:
+        """The journal's clock: seconds of audio played before ``block``."""
+        return block * self.static.blocksize / self.static.samplerate
+
     def _journal(self, block: int, command: c.Command) -> None:
         """Every applied command to the journal beside the sessions; the latest ones kept for a start."""
-        self.journal.write(block, command, time.monotonic())
+        self.journal.write(block, command, self._audio_s(block))
         self._recent.append((block, command))
 
     def _handle(self, event: _Event) -> None:

@@ -17,10 +17,12 @@ Session folder layout::
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import shutil
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -39,6 +41,7 @@ log = structlog.get_logger("latentd.recorder")
 COMMANDS_FILE = "commands.jsonl"
 JOURNAL_BYTES = 16 * 2**20  # the command journal beside the recordings rotates at this size
 JOURNAL_KEEP = 4  # and keeps this many earlier files (commands.1.jsonl is the newest of them)
+JOURNAL_QUEUE = 100_000  # journal lines kept in memory while the disk refuses them
 VENUE_COPY = "venue.toml"
 PIECE_COPY = "piece.toml"
 HASH_CHUNK = 2**20
@@ -111,51 +114,112 @@ class CommandJournal:
 
     Written by the recorder's writer thread whether or not a session is recording, so the engine keeps
     only a short tail in memory. At ``max_bytes`` the file becomes ``commands.1.jsonl`` (the older ones
-    move up, the oldest beyond ``keep`` is deleted): the disk it takes is bounded too. A write error is
-    logged once and the journal tries again after ``retry_s``; lines in between are lost.
+    move up, the oldest beyond ``keep`` is deleted): the disk it takes is bounded too.
+
+    A write error (a full disk, a missing folder) is logged once; from then on lines wait in memory, in
+    order, and the journal tries again every ``retry_s`` (:meth:`poll`, called by the writer thread) until
+    the disk takes them. At most ``max_queued`` lines wait; the ones after that are counted, and one line
+    ``{"block": first, "cmd": "journal.lost", "lost": n, "first_block": first, "last_block": last}`` takes
+    their place in the file.
     """
 
     def __init__(
-        self, folder: Path, max_bytes: int = JOURNAL_BYTES, keep: int = JOURNAL_KEEP, retry_s: float = 10.0
+        self,
+        folder: Path,
+        max_bytes: int = JOURNAL_BYTES,
+        keep: int = JOURNAL_KEEP,
+        retry_s: float = 1.0,
+        max_queued: int = JOURNAL_QUEUE,
     ) -> None:
         self.folder = folder
         self.path = folder / COMMANDS_FILE
         self.max_bytes = max_bytes
         self.keep = keep
         self.retry_s = retry_s
-        self.lost = 0  # lines not written because of write errors
-        self._file: IO[str] | None = None
+        self.max_queued = max_queued
+        self.lost = 0  # lines dropped because the queue was full (each said in a journal.lost line)
+        self._queue: deque[str] = deque()
+        self._dropped = 0  # dropped since the last journal.lost line was written
+        self._dropped_blocks = (0, 0)
+        self._file: IO[bytes] | None = None
         self._size = 0
         self._failed_at: float | None = None
 
+    @property
+    def queued(self) -> int:
+        """Lines waiting in memory for the disk."""
+        return len(self._queue)
+
     def write(self, block: int, command: Command, now: float) -> None:
-        """Append one applied command (``now``: a monotonic clock, for the retry after an error)."""
-        if self._failed_at is not None and now - self._failed_at < self.retry_s:
+        """Append one applied command (``now``: a monotonic clock in seconds, for the retry after an error;
+        the recorder passes seconds of audio)."""
+        if len(self._queue) < self.max_queued:
+            self._queue.append(command_line(block, command))
+        else:
+            if self._dropped == 0:
+                self._dropped_blocks = (block, block)
+            self._dropped += 1
+            self._dropped_blocks = (self._dropped_blocks[0], block)
             self.lost += 1
+        self.poll(now)
+
+    def poll(self, now: float, force: bool = False) -> None:
+        """Write what waits, unless the last error was less than ``retry_s`` ago (``force``: try anyway)."""
+        if not force and self._failed_at is not None and now - self._failed_at < self.retry_s:
             return
-        line = command_line(block, command)
+        if not self._queue and not self._dropped:
+            return
         try:
-            if self._file is None:
-                self.folder.mkdir(parents=True, exist_ok=True)
-                self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open
-                self._size = self._file.tell()
-            if self._size + len(line) > self.max_bytes and self._size > 0:
-                self._rotate()
-            assert self._file is not None
-            self._file.write(line)
-            self._file.flush()
-            self._size += len(line)
+            while self._queue:
+                self._append(self._queue[0])
+                self._queue.popleft()
+            if self._dropped:
+                first, last = self._dropped_blocks
+                note = {"block": first, "cmd": "journal.lost", "lost": self._dropped}
+                self._append(json.dumps({**note, "first_block": first, "last_block": last}) + "\n")
+                self._dropped = 0
             if self._failed_at is not None:
                 log.info("commands.journal_resumed", file=str(self.path), lost=self.lost)
                 self._failed_at = None
         except OSError as exc:
-            self.lost += 1
             if self._failed_at is None:
                 log.error(
-                    "commands.journal_failed", file=str(self.path), error=str(exc), retry_s=self.retry_s
+                    "commands.journal_failed",
+                    file=str(self.path),
+                    error=str(exc),
+                    retry_s=self.retry_s,
+                    action=f"lines wait in memory (at most {self.max_queued})",
                 )
             self._failed_at = now
             self.close()
+
+    def _append(self, line: str) -> None:
+        """Write one whole line or none of it (a refused line is cut off again, to be written later)."""
+        data = line.encode("utf-8")
+        if self._file is None:
+            self._open()
+        if self._size + len(data) > self.max_bytes and self._size > 0:
+            self._rotate()
+        assert self._file is not None
+        try:
+            view = memoryview(data)
+            while view:  # unbuffered: one system call each, which may take part of it
+                written = self._file.write(view)
+                if not written:
+                    raise OSError(errno.EIO, "the file took no bytes", str(self.path))
+                view = view[written:]
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._file.fileno(), self._size)
+            raise
+        self._size += len(data)
+
+    def _open(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - kept open
+        self._size = self._file.seek(0, os.SEEK_END)
+        _cut_torn_line(self._file, self._size)
+        self._size = self._file.seek(0, os.SEEK_END)
 
     def _rotate(self) -> None:
         self.close()
@@ -166,15 +230,40 @@ class CommandJournal:
             if older.exists():
                 older.replace(self.folder / f"commands.{n + 1}.jsonl")
         self.path.replace(self.folder / "commands.1.jsonl")
-        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open
+        self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - kept open
         self._size = 0
 
+    def shutdown(self) -> None:
+        """Close for good: lines the disk still refuses are lost now, and the log says how many."""
+        self.close()
+        if self._queue or self._dropped:
+            log.error(
+                "commands.journal_unwritten",
+                file=str(self.path),
+                lines=len(self._queue) + self._dropped,
+                reason="the disk refused them until the recorder stopped",
+            )
+
     def close(self) -> None:
-        """Close the file (the next write opens it again)."""
+        """Close the file (the next write opens it again; lines still waiting stay queued)."""
         if self._file is not None:
-            with contextlib.suppress(OSError):  # what the kernel took is on disk; the rest is lost
+            with contextlib.suppress(OSError):
                 self._file.close()
             self._file = None
+
+
+def _cut_torn_line(file: IO[bytes], size: int) -> None:
+    """Cut a partial last line (a write cut short by a full disk or a kill) back to the last newline."""
+    if size == 0:
+        return
+    with open(file.name, "rb") as reader:
+        tail_start = max(0, size - 2**16)
+        reader.seek(tail_start)
+        tail = reader.read()
+    if tail.endswith(b"\n"):
+        return
+    newline = tail.rfind(b"\n")
+    os.ftruncate(file.fileno(), tail_start + newline + 1 if newline >= 0 else 0)
 
 
 def read_command_log(path: Path) -> list[tuple[int, dict[str, Any]]]:

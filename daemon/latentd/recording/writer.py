@@ -304,9 +304,9 @@ class SessionWriter:
         try:
             if not session.made:
                 self._make_folder(session, [])
-            else:
-                session.commands = CommandLog(session.folder / COMMANDS_FILE)
             probe(session.folder)
+            if session.made and session.commands is None:  # opened once the folder takes a write
+                session.commands = CommandLog(session.folder / COMMANDS_FILE)
         except WRITE_ERRORS:
             return  # the cause is still there: look again after the next second of audio
         reason = self.paused

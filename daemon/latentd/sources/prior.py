@@ -8,6 +8,7 @@ generator state so the frames depend only on the seed.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,6 @@ class PriorSource(Source):
     """
 
     checkpoint_skip = Source.checkpoint_skip | {"_model"}
-    checkpoint_inexact = "a prior source's model keeps its own state inside TorchScript"
 
     def __init__(
         self,
@@ -79,6 +79,17 @@ class PriorSource(Source):
         self._torch_rng = rng_state(seed)
         self._model.reset()
         self._z = np.zeros((1, self.latent_size, 1), dtype=np.float32)
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """The source's state plus its model's buffers (a recurrent prior keeps its memory there)."""
+        return {**super().checkpoint_state(), "model_buffers": self._model.buffers()}
+
+    def restore_checkpoint(self, state: dict[str, Any]) -> None:
+        """Take back what :meth:`checkpoint_state` returned, the model's buffers and temperature too."""
+        state = dict(state)
+        self._model.set_buffers(state.pop("model_buffers"))
+        super().restore_checkpoint(state)
+        self._set_temperature(self._temperature)
 
     def _generate(self, n_frames: int) -> np.ndarray:
         out = np.empty((self.latent_size, n_frames), dtype=np.float64)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-import soxr
 import torch
 from tqdm import tqdm
 
+from latentd.engine.resample import resample
 from latentd.installation.models import LoadedModel
 from latentd.unravel.inputs import UnravelError, find_inputs, output_names
 
@@ -34,7 +34,7 @@ def load_mono(path: Path, sr: int) -> np.ndarray:
         raise UnravelError(f"{path}: holds no audio samples")
     mono = data.mean(axis=1)
     if file_sr != sr:
-        mono = soxr.resample(mono, file_sr, sr, quality="HQ")
+        mono = resample(mono, file_sr, sr)
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
@@ -84,8 +84,8 @@ def encode_files(
 ) -> list[Path]:
     """Encode audio files (or the audio files in folders) into ``output/<stem>.npy``, shape (1, d, T).
 
-    Each file is mixed to mono, resampled to the model's rate (soxr) and encoded; torch is seeded with
-    ``seed`` before each file, since variational encoders may sample.
+    Each file is mixed to mono, resampled to the model's rate (:func:`latentd.engine.resample.resample`)
+    and encoded; torch is seeded with ``seed`` before each file, since variational encoders may sample.
 
     Returns:
         the written files, in input order.
