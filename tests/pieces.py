@@ -88,3 +88,18 @@ def write_piece(
     config = root / "venue.toml"
     config.write_text(to_toml(venue))
     return config
+
+
+def steady_tone(model: str, speaker: str = "FL") -> dict[str, Any]:
+    """A voice of a builder model (latent_size 4) at constant latents biased to a steady, loud tone."""
+    return {
+        "model": model,
+        "source": {"kind": "constant", "values": 0.0},
+        "bias": [0.0, -2.0, -4.0, 1.0],
+        "route": [speaker],
+    }
+
+
+def smooth_noise(model: str, speaker: str = "FR") -> dict[str, Any]:
+    """A voice of smoothed noise latents on one speaker."""
+    return {"model": model, "source": {"kind": "noise", "smooth_s": 0.2}, "route": [speaker]}

@@ -15,7 +15,7 @@ from latentd.control.osc_parse import OscArg, OscMessage, encode_message, parse_
 from latentd.engine.engine import Engine
 from latentd.installation.piece import load_installation
 from latentd.modelkit.builder import SynthSpec
-from tests.pieces import write_piece
+from tests.pieces import smooth_noise, steady_tone, write_piece
 
 SR = 48000
 LOCAL = ("127.0.0.1", 45000)
@@ -30,13 +30,8 @@ def osc_piece(model_factory, tmp_path_factory: pytest.TempPathFactory) -> Path:
         tmp_path_factory.mktemp("osc-piece"),
         models={"a": drone},
         voices={
-            "v": {
-                "model": "a",
-                "source": {"kind": "constant", "values": 0.0},
-                "bias": [0.0, -2.0, -4.0, 1.0],
-                "route": ["FL"],
-            },
-            "w": {"model": "a", "source": {"kind": "noise", "smooth_s": 0.2}, "route": ["FR"]},
+            "v": steady_tone("a"),
+            "w": smooth_noise("a"),
         },
         sections=[
             {"name": "a", "voices": ["v", "w"], "duration_s": 3600.0},

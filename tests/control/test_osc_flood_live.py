@@ -18,8 +18,9 @@ import pytest
 from latentd.control.osc_parse import encode_message, parse_packet
 from latentd.modelkit.builder import SynthSpec
 from latentd.outputs.jack_out import open_client
+from tests.daemonlog import log_events
 from tests.jackfixtures import jack_capture_factory, jack_server_factory
-from tests.pieces import write_piece
+from tests.pieces import steady_tone, write_piece
 
 __all__ = ["jack_capture_factory", "jack_server_factory"]
 
@@ -90,15 +91,7 @@ def level(x: np.ndarray) -> float:
 
 
 def events(log: Path, name: str) -> list[dict]:
-    found = []
-    for line in log.read_text(errors="replace").splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(entry, dict) and entry.get("event") == name:
-            found.append(entry)
-    return found
+    return log_events(log, name)
 
 
 def test_flood_neither_stops_the_daemon_nor_starves_the_audio(
@@ -109,14 +102,7 @@ def test_flood_neither_stops_the_daemon_nor_starves_the_audio(
     config = write_piece(
         tmp_path,
         models={"tone": model_factory(SynthSpec(latent_size=4, ratio=1024, sr=SR))},
-        voices={
-            "v": {
-                "model": "tone",
-                "source": {"kind": "constant", "values": 0.0},
-                "bias": [0.0, -2.0, -4.0, 1.0],  # a steady, loud tone
-                "route": ["FL"],
-            }
-        },
+        voices={"v": steady_tone("tone")},
         output={"dc_block_hz": 5.0, "ceiling_db": -1.0},
         extra_venue={
             "jack": {"client_name": CLIENT, "server_name": server.name, "autoconnect": False},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -17,6 +16,7 @@ import pytest
 from latentd.modelkit.builder import SynthSpec
 from latentd.outputs.jack_out import open_client
 from latentd.outputs.jackd import JackServer
+from tests.daemonlog import log_events
 from tests.jackfixtures import JackCapture, jack_capture_factory, jack_server_factory, unique_server_name
 from tests.pieces import write_piece
 
@@ -77,15 +77,7 @@ class Daemon:
         return out
 
     def events(self, name: str) -> list[dict]:
-        found = []
-        for line in self.lines:
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if entry.get("event") == name:
-                found.append(entry)
-        return found
+        return log_events(self.lines, name)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -18,8 +17,9 @@ import httpx
 import pytest
 
 from latentd.modelkit.builder import SynthSpec
+from tests.daemonlog import log_events
 from tests.jackfixtures import unique_server_name
-from tests.pieces import write_piece
+from tests.pieces import smooth_noise, steady_tone, write_piece
 
 SR = 48000
 TOKEN = "s3cret-token"
@@ -37,15 +37,7 @@ class LiveDaemon:
 
     def events(self, name: str) -> list[dict]:
         """The daemon's JSON log lines with this event name."""
-        found = []
-        for line in self.log.read_text(errors="replace").splitlines():
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(entry, dict) and entry.get("event") == name:
-                found.append(entry)
-        return found
+        return log_events(self.log, name)
 
     def status(self) -> dict:
         """``/api/status`` once the engine has fed the page."""
@@ -85,13 +77,8 @@ def live(model_factory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Li
         root,
         models={"tone": model_factory(SynthSpec(latent_size=4, ratio=1024, sr=SR))},
         voices={
-            "v": {
-                "model": "tone",
-                "source": {"kind": "constant", "values": 0.0},
-                "bias": [0.0, -2.0, -4.0, 1.0],
-                "route": ["FL"],
-            },
-            "w": {"model": "tone", "source": {"kind": "noise", "smooth_s": 0.2}, "route": ["FR"]},
+            "v": steady_tone("tone"),
+            "w": smooth_noise("tone"),
         },
         sections=[
             {"name": "first", "voices": ["v", "w"], "duration_s": 3600.0},
