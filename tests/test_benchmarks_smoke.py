@@ -217,3 +217,15 @@ def test_soak_benchmark_kills_jackd_and_replays_a_segment(tmp_path: Path) -> Non
     assert result["memory_mib"]["engine"]["end"] > 0 and result["open_fds"]["main"]["end"] > 0
     assert result["recording_pause"]["asked"] is False
     assert any("disk-full event is skipped" in note for note in result["notes"])
+
+
+def test_netjack_benchmark_measures_a_round_trip() -> None:
+    from tests.nodes.netns import unavailable_reason
+
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    from benchmarks import netjack
+
+    row = netjack.measure(period=256, latency=1, seconds=0.3, faults=False)
+    assert row["round_trip_periods"] == 3 and row["exact_share"] == 1.0, row

@@ -4,8 +4,9 @@
 set -euo pipefail
 
 # puredata-core: the tests compare noise~ seeds and latent WAVs with Pd itself (pd -nogui -batch).
+# iproute2: the multi-node tests join jackd servers in network namespaces (ip netns, veth pairs).
 packages=(python3 python3-venv python3-dev jackd2 libjack-jackd2-0 libsndfile1 sox liblo-tools jack-capture
-    shellcheck systemd puredata-core)
+    shellcheck systemd puredata-core iproute2)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
