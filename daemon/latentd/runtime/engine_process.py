@@ -51,6 +51,7 @@ class EngineProcess:
             target=child_main,
             args=(
                 str(config.venue_path),
+                config.venue.node,
                 ring.name,
                 ring.n_blocks,
                 ring.blocksize,
@@ -107,7 +108,7 @@ class EngineProcess:
             self.process.join(5.0)
 
 
-def child_main(config_path: str, ring_name: str, n_blocks: int, blocksize: int, n_channels: int,
+def child_main(config_path: str, node: str, ring_name: str, n_blocks: int, blocksize: int, n_channels: int,
                record: bool, label: str) -> None:  # fmt: skip
     """The engine process: fill the shared ring until the JACK process asks it to stop (or dies)."""
     from latentd.config import load_config
@@ -128,7 +129,7 @@ def child_main(config_path: str, ring_name: str, n_blocks: int, blocksize: int, 
     code = 0
     host = None
     try:
-        config = load_config(Path(config_path))
+        config = load_config(Path(config_path), node=node or None)
         setup_logging(config.venue.logging.level, config.venue.logging.format)
         host = EngineHost(config, ring, record=record, label=label, xruns=lambda: int(ring.header[XRUNS]))
         try:

@@ -333,13 +333,23 @@ def run(
 
 
 def run_from_file(
-    path: Path, duration_s: float | None, record: bool = False, label: str = "", fresh: bool = False
+    path: Path,
+    duration_s: float | None,
+    record: bool = False,
+    label: str = "",
+    fresh: bool = False,
+    node: str | None = None,
 ) -> int:
-    """``latentd run``: load the config and play."""
-    from latentd.config import load_config
+    """``latentd run``: load the config (as ``node``'s, for a venue of several machines) and play."""
+    from latentd.config import MISSING, ConfigError, load_config
     from latentd.runtime.logs import setup_logging
 
-    config = load_config(path)
+    config = load_config(path, node=node)
+    if config.venue.nodes and not config.venue.node:
+        message = f"the venue plays on the nodes {', '.join(config.venue.nodes)}: say which this machine is "
+        raise ConfigError.single(
+            path, "node", MISSING, message + '(node = "<name>" or latentd run --node NAME)'
+        )
     setup_logging(config.venue.logging.level, config.venue.logging.format)
     try:
         return run(config, duration_s=duration_s, record=record, label=label, fresh=fresh)
