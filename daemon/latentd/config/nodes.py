@@ -145,7 +145,9 @@ def node_config(config: Config, node: str | None = None) -> Config:
         ``config`` itself for a venue without ``[nodes]``; otherwise a configuration whose piece holds
         only the node's voices, its models only those they use, its sections only those voices; a
         worker's has no OSC, recording or schedule (the master's are the piece's), plays on the node's
-        ``jack_server``, and its output bus is left to the master (unity gain, no limiting below 0 dBFS).
+        ``jack_server``, connects its speakers to ``system:playback_1..N`` (its net driver's ports, which go
+        to the master), keeps its state in a file of its own, and leaves its output bus to the master
+        (unity gain, no limiting below 0 dBFS).
 
     Raises:
         ValueError: ``[nodes]`` exists and no node is chosen, or the node is unknown.
@@ -171,18 +173,24 @@ def node_config(config: Config, node: str | None = None) -> Config:
     sections = [s.model_copy(update={"voices": [v for v in s.voices if v in voices]}) for s in piece.sections]
     piece = piece.model_copy(update={"voices": voices, "models": models, "sections": sections})
     update: dict[str, Any] = {"node": name}
+    jack = venue.jack
     if this.jack_server:
-        update["jack"] = venue.jack.model_copy(
-            update={"server_name": this.jack_server, "start_server": False}
-        )
+        jack = jack.model_copy(update={"server_name": this.jack_server, "start_server": False})
     if this.role == "worker":
         from latentd.control.schedule_config import ScheduleConfig
         from latentd.recording.config import RecordingConfig
 
         update["osc"] = venue.osc.model_copy(update={"enabled": False})
         update["recording"] = RecordingConfig()
-        update["schedule"] = ScheduleConfig()
+        # Its own state file: nodes that share a folder (tests, a shared mount) must not share one.
+        stem = Path(venue.schedule.state_file)
+        update["schedule"] = ScheduleConfig(
+            state_file=str(stem.with_name(f"{stem.stem}-{name}{stem.suffix}"))
+        )
         update["output"] = venue.output.model_copy(
             update={"master_gain": 1.0, "ceiling_db": 0.0, "trims": {}}
         )
+        # Its speakers are its net driver's playback ports, which go to the master.
+        jack = jack.model_copy(update={"autoconnect": True, "playback_ports": []})
+    update["jack"] = jack
     return replace(config, venue=venue.model_copy(update=update), piece=piece)

@@ -20,6 +20,7 @@ import torch
 from latentd.engine import commands as c
 from latentd.engine.decode import ModelGroup
 from latentd.engine.mix import DcBlocker, Limiter, Ramp, Trims
+from latentd.engine.node_bus import NodeBus
 from latentd.engine.parallel import ParallelDecoder
 from latentd.engine.programme import Programme, SectionPlan
 from latentd.engine.snapshot import EngineSnapshot, SnapshotMaker, VoiceInfo
@@ -93,6 +94,8 @@ class Engine:
         # (command, reason) for every command refused here, so its sender (``command.origin``) hears why.
         self.refusal_listeners: list[Callable[[c.Command, str], None]] = []
         self.block_listeners: list[Callable[[int, np.ndarray], None]] = []
+        # Worker nodes' speaker channels, added before the master section (a venue of several machines).
+        self.buses: list[NodeBus] = []
         # Called with the block index once its commands are applied, right before it is rendered
         # (the recorder takes its checkpoints here).
         self.block_start_listeners: list[Callable[[int], None]] = []
@@ -290,6 +293,8 @@ class Engine:
                 self._mix_voice(mix, voice, rows[voice.row], env, crossfades.get(id(voice)))
         if crossfades:
             self._end_crossfades()
+        for bus in self.buses:
+            bus.add_into(mix, counters.blocks)
         mix *= self._master_level(n)
         if not np.isfinite(mix).all():
             # A poisoned sample must never reach the speakers or the DC filter's state.

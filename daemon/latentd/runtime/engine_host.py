@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
@@ -23,6 +23,7 @@ from latentd.control.scheduler import ScheduleHandle, start_scheduler
 from latentd.diffusion.piece_pools import PiecePools
 from latentd.engine import commands as c
 from latentd.engine.engine import Engine
+from latentd.engine.node_bus import NodeBus
 from latentd.engine.ring import BlockRing
 from latentd.offline.build import build_engine
 from latentd.offline.snapshot import snapshot_now
@@ -33,6 +34,7 @@ from latentd.runtime.state import StateWriter, restore_state, state_path
 log = structlog.get_logger("latentd.runtime.engine_host")
 
 STATUS_EVERY_S = 5.0
+NODE_FADE_S = 2.0  # a worker node that leaves fades out (and in, when it is back) over this time
 TICK_S = 0.1
 
 
@@ -131,8 +133,10 @@ class EngineHost:
         label: str,
         xruns: Callable[[], int],
         status_every_s: float = STATUS_EVERY_S,
+        node_rings: Mapping[str, BlockRing] | None = None,
     ) -> None:
         self.config = config
+        self.node_rings = dict(node_rings or {})
         self.status_every_s = status_every_s
         self.ring = ring
         self.record = record
@@ -155,6 +159,11 @@ class EngineHost:
         # Generators start first: their checkpoints load in their own processes while the models load here.
         self.pools = PiecePools.start(config, log)
         engine = self.engine = build_engine(config)
+        for node, node_ring in self.node_rings.items():
+            # The cushion matches how far the engine runs ahead of JACK (see engine/node_bus.py).
+            cushion = min(config.venue.jack.ring_blocks, node_ring.n_blocks)
+            bus = NodeBus(node, node_ring, engine.samplerate, cushion_blocks=cushion, fade_s=NODE_FADE_S)
+            engine.buses.append(bus)
         ring = self.ring
         # Attached before the first block: recordings and the command log count from block 0 (replay).
         recorder = self.recorder = attach_recorder(

@@ -1,0 +1,108 @@
+"""One piece on two machines: ``latentd run --node`` on a master and a worker in network namespaces.
+
+The worker decodes its voice only, routed to the right speaker, and sends it over netjack2; the master
+plays its own voice on the left speaker and mixes the worker's in: both are heard on the master's speaker
+ports and are in its recording.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from latentd.modelkit.builder import SynthSpec
+from tests.jackfixtures import JackCapture, jack_capture_factory
+from tests.nodes.netns import NetnsNet, unavailable_reason
+from tests.pieces import write_piece
+from tests.runtime.test_supervisor import TONE, TONE_BIAS, Daemon
+
+__all__ = ["jack_capture_factory"]
+
+_reason = unavailable_reason()
+pytestmark = [
+    pytest.mark.jack,
+    pytest.mark.slow,
+    pytest.mark.skipif(_reason is not None, reason=_reason or ""),
+]
+
+
+@pytest.fixture
+def net() -> Iterator[NetnsNet]:
+    with NetnsNet(1) as made:
+        yield made
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    started: list[Daemon] = []
+    yield started
+    for d in started:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+
+
+def test_a_workers_voice_is_on_the_masters_speakers_and_in_its_recording(
+    tmp_path: Path,
+    net: NetnsNet,
+    daemons: list[Daemon],
+    model_factory: Callable[[SynthSpec], Path],
+    jack_capture_factory: Callable[..., JackCapture],
+) -> None:
+    master = net.master_server(period=256, playback_channels=2, listen=net.master.address)
+    worker = net.worker_server(0, playback_channels=2, latency=2)
+    model = model_factory(SynthSpec(latent_size=4, ratio=512, sr=48000))
+    tone = {"model": "tone", "source": TONE, "bias": TONE_BIAS}
+    config = write_piece(
+        tmp_path,
+        models={"tone": model},
+        voices={"here": tone | {"route": ["L"]}, "there": tone | {"route": ["R"]}},
+        audio={"layout": "stereo", "frames_per_call": 4},
+        extra_venue={
+            "jack": {"client_name": "latentd", "server_name": master.name, "autoconnect": False},
+            "logging": {"level": "info", "format": "json"},
+            "recording": {"mode": "always"},
+            "nodes": {
+                "hub": {"role": "master", "address": net.master.address, "voices": ["here"]},
+                "n1": {
+                    "role": "worker",
+                    "address": net.workers[0].address,
+                    "voices": ["there"],
+                    "jack_server": worker.name,
+                },
+            },
+        },
+    )
+    hub = Daemon(config, 60.0, "--node", "hub")
+    daemons.append(hub)
+    n1 = Daemon(config, 60.0, "--node", "n1")
+    daemons.append(n1)
+    ports = hub.wait_ports(master.name, "latentd", 2)
+    capture = jack_capture_factory(master.name, 2, 48000)
+    capture.connect(ports)
+    # The worker plays into its jackd: its right speaker arrives as n1:from_slave_2 and in the mix.
+    deadline = time.monotonic() + 60.0
+    heard = np.zeros(2)
+    while time.monotonic() < deadline and not (heard > 1e-3).all():
+        capture.record()
+        assert capture.wait_frames(12000), "the master's speaker ports stopped"
+        heard = np.sqrt(np.mean(capture.recorded() ** 2, axis=1))
+        assert hub.proc.poll() is None and n1.proc.poll() is None
+    hub.proc.terminate()
+    n1.proc.terminate()
+    hub.finish()
+    n1.finish()
+    assert (heard > 1e-3).all(), f"RMS at the master's speakers {heard}; master log:\n" + "\n".join(
+        hub.lines[-30:]
+    )
+    assert hub.events("node.joined") and hub.events("node.back"), "\n".join(hub.lines[-30:])
+    [recording] = sorted((tmp_path / "recordings").rglob("*.w64"))
+    audio, _ = sf.read(recording, dtype="float32")
+    tail = audio[-24000:]  # the last half second: both nodes were playing
+    rms = np.sqrt(np.mean(tail**2, axis=0))
+    assert (rms > 1e-3).all(), f"RMS per channel of the master's recording {rms}"
