@@ -2,7 +2,8 @@
 
 The worker decodes its voice only, routed to the right speaker, and sends it over netjack2; the master
 plays its own voice on the left speaker and mixes the worker's in: both are heard on the master's speaker
-ports and are in its recording.
+ports and are in its recording. The worker's latentd killed, the right speaker falls silent and the left
+plays on; the worker restarted, its voice is back.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def test_a_workers_voice_is_on_the_masters_speakers_and_in_its_recording(
     jack_capture_factory: Callable[..., JackCapture],
 ) -> None:
     master = net.master_server(period=256, playback_channels=2, listen=net.master.address)
-    worker = net.worker_server(0, playback_channels=2, latency=2)
+    worker = net.worker_server(0, playback_channels=3, latency=2)  # 2 speakers and the heartbeat
     model = model_factory(SynthSpec(latent_size=4, ratio=512, sr=48000))
     tone = {"model": "tone", "source": TONE, "bias": TONE_BIAS}
     config = write_piece(
@@ -86,23 +87,42 @@ def test_a_workers_voice_is_on_the_masters_speakers_and_in_its_recording(
     capture = jack_capture_factory(master.name, 2, 48000)
     capture.connect(ports)
     # The worker plays into its jackd: its right speaker arrives as n1:from_slave_2 and in the mix.
-    deadline = time.monotonic() + 60.0
-    heard = np.zeros(2)
-    while time.monotonic() < deadline and not (heard > 1e-3).all():
-        capture.record()
-        assert capture.wait_frames(12000), "the master's speaker ports stopped"
-        heard = np.sqrt(np.mean(capture.recorded() ** 2, axis=1))
-        assert hub.proc.poll() is None and n1.proc.poll() is None
+    both = listen(capture, lambda rms: (rms > 1e-3).all(), hub, n1)
+    assert (both > 1e-3).all(), f"RMS at the master's speakers {both}; master log:\n{hub.finish()}"
+    n1.proc.kill()
+    n1.proc.wait()
+    alone = listen(capture, lambda rms: rms[0] > 1e-3 and rms[1] < 1e-6, hub)
+    assert alone[0] > 1e-3 and alone[1] < 1e-6, f"RMS with the worker gone {alone}"
+    n1.finish()
+    n1 = Daemon(config, 60.0, "--node", "n1")
+    daemons.append(n1)
+    back = listen(capture, lambda rms: (rms > 1e-3).all(), hub, n1)
+    assert (back > 1e-3).all(), f"RMS with the worker back {back}"
     hub.proc.terminate()
     n1.proc.terminate()
     hub.finish()
     n1.finish()
-    assert (heard > 1e-3).all(), f"RMS at the master's speakers {heard}; master log:\n" + "\n".join(
-        hub.lines[-30:]
-    )
-    assert hub.events("node.joined") and hub.events("node.back"), "\n".join(hub.lines[-30:])
+    log = "\n".join(hub.lines[-40:])
+    assert [e["event"] for e in hub.events("node.back") + hub.events("node.lost")] == [
+        "node.back",
+        "node.back",
+        "node.lost",
+    ], log
     [recording] = sorted((tmp_path / "recordings").rglob("*.w64"))
     audio, _ = sf.read(recording, dtype="float32")
     tail = audio[-24000:]  # the last half second: both nodes were playing
     rms = np.sqrt(np.mean(tail**2, axis=0))
     assert (rms > 1e-3).all(), f"RMS per channel of the master's recording {rms}"
+
+
+def listen(capture: JackCapture, done: Callable[[np.ndarray], bool], *alive: Daemon) -> np.ndarray:
+    """Record quarter seconds at the master's speakers until ``done(rms per speaker)`` (or 60 s)."""
+    deadline = time.monotonic() + 60.0
+    while True:
+        capture.record()
+        assert capture.wait_frames(12000), "the master's speaker ports stopped"
+        rms = np.sqrt(np.mean(capture.recorded() ** 2, axis=1))
+        for daemon in alive:
+            assert daemon.proc.poll() is None, f"latentd exited:\n{daemon.finish()}"
+        if done(rms) or time.monotonic() > deadline:
+            return rms

@@ -1,11 +1,12 @@
 """The master's side of a venue of several machines: worker nodes' ports into input rings.
 
 A JACK client of its own (``<client_name>-nodes``; the output client is left as it is) with one input
-port per speaker per worker node (``<node>_<speaker>``). Its process callback copies each node's ports
-into that node's input ring, one block per period, with one more channel saying whether the node is
-there; the engine mixes the rings (``engine/node_bus.py``). :meth:`NodeInputs.poll`, from the main
-loop, finds each node's ports (``<node>:from_slave_N``, made by the netmanager when the node joins, gone
-when it leaves) and connects them.
+port per speaker per worker node (``<node>_<speaker>``) and one for the node's heartbeat
+(``<node>_beat``, see ``outputs/node_beat.py``). Its process callback copies each node's ports into that
+node's input ring, one block per period, with one more channel saying whether the node is there (its
+ports are, and its heartbeat sounds); the engine mixes the rings (``engine/node_bus.py``).
+:meth:`NodeInputs.poll`, from the main loop, finds each node's ports (``<node>:from_slave_N``, made by
+the netmanager when the node joins, gone when it leaves) and connects them.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class NodeInputs:
                 f"venue of several machines needs audio.blocksize = the JACK period ({blocksize} now)"
             )
         self._ports = {
-            node: [client.inports.register(f"{node}_{speaker}") for speaker in self.speakers]
+            node: [client.inports.register(f"{node}_{name}") for name in [*self.speakers, "beat"]]
             for node in self.rings
         }
         client.set_process_callback(self._process)
@@ -107,6 +108,15 @@ class NodeInputs:
         for node, ports in self._ports.items():
             sources = node_ports(names, node)
             present = len(sources) >= len(ports)
+            if sources and not present and self._sources[node] != sources:
+                self._sources[node] = sources
+                self.log.error(
+                    "node.too_few_ports",
+                    node=node,
+                    ports=len(sources),
+                    needed=len(ports),
+                    hint=f"start the node's jackd with -d net -P {len(ports)}: speakers and heartbeat",
+                )
             if present and sources != self._sources[node]:
                 for source, port in zip(sources, ports, strict=False):
                     try:
@@ -127,9 +137,10 @@ class NodeInputs:
                 block = self._blocks[node]
                 if frames != block.shape[1]:
                     continue
-                for c, port in enumerate(ports):
+                for c, port in enumerate(ports[:-1]):
                     block[c] = port.get_array()
-                block[-1] = 1.0 if self._present[node] else 0.0
+                beat = ports[-1].get_array()[0] > 0.5
+                block[-1] = 1.0 if self._present[node] and beat else 0.0
                 if not self.rings[node].write(block):
                     self.dropped[node] += 1
         except BaseException:

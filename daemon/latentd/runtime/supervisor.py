@@ -35,6 +35,7 @@ from latentd.engine.ring import BlockRing
 from latentd.engine.shared_ring import XRUNS, SharedBlockRing, remove_stale_segments
 from latentd.outputs.jack_out import JackOutput
 from latentd.outputs.jackd import JackServer
+from latentd.outputs.node_beat import NodeBeat
 from latentd.outputs.node_in import NodeInputs
 from latentd.runtime.diagnostics import StackDumpSignal, enable_fatal_dumps
 from latentd.runtime.engine_process import EngineProcess
@@ -117,6 +118,7 @@ class Supervisor:
         self.output: JackOutput | None = None
         self.node_rings: dict[str, BlockRing] = {}  # worker nodes' audio, on a master (venue [nodes])
         self.inputs: NodeInputs | None = None
+        self.beat: NodeBeat | None = None  # a worker node's heartbeat to the master
         self.ready: ReadyGate | None = None
         self.watchdog: WatchdogGate | None = None
         # Each start-up step pushes its undo here; the shutdown unwinds it, last in first out.
@@ -240,6 +242,15 @@ class Supervisor:
             )
             self._undo.callback(inputs.stop)
             inputs.start()
+        if is_worker(config):
+            beat = self.beat = NodeBeat(
+                output.port_names,
+                client_name=f"{jack_cfg.client_name}-beat",
+                server_name=server_name,
+                log=log,
+            )
+            self._undo.callback(beat.stop)
+            beat.start()
         self.watchdog = WatchdogGate(notifier, self.blocks, idle=lambda: not output.connected)
         log.info(
             "ready",
@@ -274,6 +285,8 @@ class Supervisor:
         self.output.poll()
         if self.inputs is not None:
             self.inputs.poll()
+        if self.beat is not None:
+            self.beat.poll()
         if self.child is not None:
             self.child.ring.header[XRUNS] = self.output.xruns  # for the recording's session file
             if self.child.error:
@@ -347,6 +360,12 @@ def worker_nodes(config: Config) -> list[str]:
     if venue.node not in venue.nodes or venue.nodes[venue.node].role != "master":
         return []
     return [name for name, node in venue.nodes.items() if node.role == "worker"]
+
+
+def is_worker(config: Config) -> bool:
+    """True when this machine is a worker node of the venue."""
+    venue = config.venue
+    return venue.node in venue.nodes and venue.nodes[venue.node].role == "worker"
 
 
 def _release(ring: SharedBlockRing) -> None:
