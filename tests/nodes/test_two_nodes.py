@@ -108,6 +108,9 @@ def test_a_workers_voice_is_on_the_masters_speakers_and_in_its_recording(
         "node.back",
         "node.lost",
     ], log
+    # The master knows which worker block it mixes into each of its blocks (the worker's beat).
+    offsets = [e["offset_blocks"] for e in hub.events("node.offset")]
+    assert offsets and all(isinstance(o, int) for o in offsets), log
     [recording] = sorted((tmp_path / "recordings").rglob("*.w64"))
     audio, _ = sf.read(recording, dtype="float32")
     tail = audio[-24000:]  # the last half second: both nodes were playing

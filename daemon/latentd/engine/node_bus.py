@@ -2,7 +2,8 @@
 
 On the master, the JACK process copies each worker's ports (``<node>:from_slave_N``, the node's voices
 already routed to the venue's speakers) into one input ring per node (``outputs/node_in.py``), one block
-per JACK period, with one more channel that says whether the node is there (1.0) or not (0.0). The
+per JACK period, with one more channel: the worker's beat (the index of the worker block it carries,
+plus one; 0 when the node or its program is not there). The
 engine adds each node's block to its speaker mix before the master section (gain, fade, trims, DC block,
 limiter), so a node's voices reach the speakers, the limiter and the recording as local voices do.
 
@@ -22,6 +23,8 @@ from latentd.engine.ring import BlockRing
 
 log = structlog.get_logger("latentd.engine.node_bus")
 
+BEAT_MODULO = (1 << 24) - 1  # as outputs/jack_out.py writes the beat (the engine imports no outputs)
+
 
 class NodeBus:
     """One worker node's speaker channels, mixed into the master's blocks.
@@ -29,6 +32,8 @@ class NodeBus:
     Attributes:
         name: The node's name (``[nodes.<name>]``).
         present: Whether the node was there in the last block read.
+        offset_blocks: Worker block minus master block of the last block mixed (None before one is): a
+            command meant for master block ``m`` must reach the worker's audio at block ``m + offset``.
         underruns: Times the queue ran dry after it had started (the engine read faster than JACK wrote).
     """
 
@@ -53,6 +58,7 @@ class NodeBus:
         self.cushion_blocks = cushion_blocks
         self.gain = Ramp(0.0, max(1, int(fade_s * samplerate)))
         self.present = False
+        self.offset_blocks: int | None = None
         self.underruns = 0
         self._reading = False
 
@@ -69,7 +75,14 @@ class NodeBus:
                 log.warning("node.underrun", node=self.name, block=block_index, underruns=self.underruns)
             else:
                 block = ring.peek()[1]
-        present = block is not None and bool(block[-1, 0] > 0.5)
+        beat = 0.0 if block is None else float(block[-1, 0])
+        present = beat > 0.5
+        if present:
+            offset = (int(beat) - 1 - block_index) % BEAT_MODULO
+            offset = offset - BEAT_MODULO if offset > BEAT_MODULO // 2 else offset
+            if offset != self.offset_blocks:
+                log.info("node.offset", node=self.name, block=block_index, offset_blocks=offset)
+                self.offset_blocks = offset
         if present != self.present:
             self.present = present
             self.gain.set(1.0 if present else 0.0)

@@ -1,11 +1,12 @@
-"""A worker node's side of netjack2: its heartbeat, and its speakers kept connected to the master.
+"""A worker node's speakers and heartbeat, kept connected to its net driver's ports.
 
 On a worker, ``system:playback_1..N`` are its net driver's ports: what they carry arrives on the master.
 They exist only while a master has the node, and are made anew each time one takes it, which drops
-every connection to them. :class:`NodeBeat` is a JACK client of its own (``<client_name>-beat``) whose
-one port plays 1.0 into ``system:playback_<N + 1>``, the channel after the speakers: the master hears the
-worker's program alive (not just its jackd). Its :meth:`~NodeBeat.poll` (from the main loop) connects
-the beat and the speakers again whenever the system ports are new.
+every connection to them. The output client's speakers go to ``system:playback_1..N`` and its ``beat``
+port (``JackOutput(beat=True)``: the index of the block being played, plus one) to the next one, so the
+master hears the worker's program alive, and which of its blocks it mixes. :class:`NodeBeat` is a
+JACK client of its own (``<client_name>-beat``, no ports) whose :meth:`~NodeBeat.poll` (from the main
+loop) connects them again whenever the system ports are new.
 """
 
 from __future__ import annotations
@@ -20,43 +21,36 @@ from latentd.outputs.jack_out import open_client
 
 
 class NodeBeat:
-    """The heartbeat port of a worker node, and its speakers' connections to the net driver."""
+    """Keeps a worker node's speakers and beat connected to its net driver's playback ports."""
 
     def __init__(
-        self,
-        speaker_ports: Sequence[str],
-        *,
-        client_name: str,
-        server_name: str | None,
-        log: FilteringBoundLogger,
+        self, sources: Sequence[str], *, client_name: str, server_name: str | None, log: FilteringBoundLogger
     ) -> None:
         """Describe the client; nothing is opened yet.
 
         Args:
-            speaker_ports: The output client's full port names, in speaker order (``latentd:L`` ..).
+            sources: Full port names to connect to ``system:playback_1..``, in order (the speakers, then
+                the beat).
             client_name: This client's name.
             server_name: The worker's JACK server (its net driver), None for the default.
             log: For the master coming and going.
         """
-        self.speaker_ports = list(speaker_ports)
+        self.sources = list(sources)
         self.client_name = client_name
         self.server_name = server_name
         self.log = log
         self._client: jack.Client | None = None
-        self._port: jack.OwnPort | None = None
         self._seen: set[str] = set()
 
     def start(self) -> None:
-        """Open, register ``beat``, activate, connect what is there."""
+        """Open, activate (JACK connects ports only for an active client) and connect what is there."""
         client = open_client(self.client_name, self.server_name)
-        self._port = client.outports.register("beat")
-        client.set_process_callback(self._process)
         client.activate()
         self._client = client
         self.poll()
 
     def stop(self) -> None:
-        """Deactivate and close. Idempotent."""
+        """Close. Idempotent."""
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(jack.JackError):
@@ -64,9 +58,9 @@ class NodeBeat:
                 client.close()
 
     def poll(self) -> None:
-        """Connect the speakers and the beat to the system ports when they are new (every ~100 ms)."""
+        """Connect the sources to the system ports when those are new (every ~100 ms)."""
         client = self._client
-        if client is None or self._port is None:
+        if client is None:
             return
         system = {port.name for port in client.get_ports("system:playback_")}
         if system == self._seen:
@@ -75,19 +69,12 @@ class NodeBeat:
         if not system:
             self.log.warning("node.master_lost", action="silent until a master takes this node again")
             return
-        sources = [*self.speaker_ports, self._port.name]
-        targets = [f"system:playback_{i + 1}" for i in range(len(sources))]
+        targets = [f"system:playback_{i + 1}" for i in range(len(self.sources))]
         missing = [t for t in targets if t not in system]
-        for source, target in zip(sources, targets, strict=True):
-            if target in system:
-                with contextlib.suppress(jack.JackError):  # already connected
+        for source, target in zip(self.sources, targets, strict=True):
+            if target in system and target not in {p.name for p in client.get_all_connections(source)}:
+                try:
                     client.connect(source, target)
+                except jack.JackError as exc:
+                    self.log.warning("node.connect_failed", port=source, target=target, reason=str(exc))
         self.log.info("node.master_joined", ports=len(system), missing=missing)
-
-    def _process(self, frames: int) -> None:
-        """JACK process callback: the beat. Never raises."""
-        try:
-            assert self._port is not None
-            self._port.get_array().fill(1.0)
-        except BaseException:
-            return

@@ -3,8 +3,8 @@
 A JACK client of its own (``<client_name>-nodes``; the output client is left as it is) with one input
 port per speaker per worker node (``<node>_<speaker>``) and one for the node's heartbeat
 (``<node>_beat``, see ``outputs/node_beat.py``). Its process callback copies each node's ports into that
-node's input ring, one block per period, with one more channel saying whether the node is there (its
-ports are, and its heartbeat sounds); the engine mixes the rings (``engine/node_bus.py``).
+node's input ring, one block per period, with one more channel: the node's beat while its ports are
+there (which worker block this is, plus one), else 0; the engine mixes the rings (``engine/node_bus.py``).
 :meth:`NodeInputs.poll`, from the main loop, finds each node's ports (``<node>:from_slave_N``, made by
 the netmanager when the node joins, gone when it leaves) and connects them.
 """
@@ -139,8 +139,8 @@ class NodeInputs:
                     continue
                 for c, port in enumerate(ports[:-1]):
                     block[c] = port.get_array()
-                beat = ports[-1].get_array()[0] > 0.5
-                block[-1] = 1.0 if self._present[node] and beat else 0.0
+                # The worker's beat: the block it plays, plus one (0: its program is not there).
+                block[-1] = ports[-1].get_array()[0] if self._present[node] else 0.0
                 if not self.rings[node].write(block):
                     self.dropped[node] += 1
         except BaseException:

@@ -229,6 +229,7 @@ class Supervisor:
             samplerate=audio.samplerate,
             blocksize=audio.blocksize,
             log=log,
+            beat=is_worker(config),
         )
         self._undo.callback(output.stop)
         output.start()
@@ -244,7 +245,7 @@ class Supervisor:
             inputs.start()
         if is_worker(config):
             beat = self.beat = NodeBeat(
-                output.port_names,
+                [*output.port_names, f"{jack_cfg.client_name}:beat"],
                 client_name=f"{jack_cfg.client_name}-beat",
                 server_name=server_name,
                 log=log,
