@@ -22,6 +22,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 
 from latentd.outputs.jackd import JackServer, NetOptions
@@ -213,6 +214,9 @@ class NetnsNet:
         for server in reversed(self._servers):
             with contextlib.suppress(Exception):
                 server.stop(timeout_s=3.0)
+            # A client killed together with its server leaves its semaphore behind (jack_sem.*_<server>_*).
+            for leftover in Path("/dev/shm").glob(f"jack_sem.*_{server.name}_*"):
+                leftover.unlink(missing_ok=True)
         self._servers.clear()
         for ns in reversed(self._namespaces):
             _delete(ns)
