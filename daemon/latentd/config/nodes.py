@@ -58,6 +58,13 @@ class NodeConfig(Strict):
         description="JACK server this node plays on (a worker: its jackd with the net driver); "
         '"" = jack.server_name',
     )
+    control_port: int = Field(
+        default=9110,
+        ge=1,
+        le=65535,
+        description="UDP port a worker listens on, at its address, for the master's commands (each with "
+        "the block to apply it at)",
+    )
     latency_periods: int = Field(
         default=2,
         ge=1,
