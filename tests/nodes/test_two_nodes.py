@@ -35,6 +35,21 @@ pytestmark = [
 ]
 
 
+class NsDaemon(Daemon):
+    """``latentd run`` inside a network namespace (where its node's address is)."""
+
+    def __init__(self, netns: str, config: Path, duration_s: float, *options: str) -> None:
+        run = ["run", "--config", str(config), "--duration", str(duration_s), *options]
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", netns, sys.executable, "-m", "latentd", *run],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.lines = []
+
+
 @pytest.fixture
 def net() -> Iterator[NetnsNet]:
     with NetnsNet(1) as made:
@@ -49,6 +64,8 @@ def daemons() -> Iterator[list[Daemon]]:
         if d.proc.poll() is None:
             d.proc.kill()
             d.proc.wait()
+        if d.proc.stdout is not None:
+            d.proc.stdout.close()
 
 
 def test_a_workers_voice_is_on_the_masters_speakers_and_in_its_recording(
@@ -82,9 +99,10 @@ def test_a_workers_voice_is_on_the_masters_speakers_and_in_its_recording(
             },
         },
     )
-    hub = Daemon(config, 60.0, "--node", "hub")
+    # Each latentd in its node's namespace, where its address is (the worker listens on it for commands).
+    hub = NsDaemon(net.master.netns, config, 60.0, "--node", "hub")
     daemons.append(hub)
-    n1 = Daemon(config, 60.0, "--node", "n1")
+    n1 = NsDaemon(net.workers[0].netns, config, 60.0, "--node", "n1")
     daemons.append(n1)
     ports = hub.wait_ports(master.name, "latentd", 2)
     capture = jack_capture_factory(master.name, 2, 48000)
@@ -97,7 +115,7 @@ def test_a_workers_voice_is_on_the_masters_speakers_and_in_its_recording(
     alone = listen(capture, lambda rms: rms[0] > 1e-3 and rms[1] < 1e-6, hub)
     assert alone[0] > 1e-3 and alone[1] < 1e-6, f"RMS with the worker gone {alone}"
     n1.finish()
-    n1 = Daemon(config, 60.0, "--node", "n1")
+    n1 = NsDaemon(net.workers[0].netns, config, 60.0, "--node", "n1")
     daemons.append(n1)
     back = listen(capture, lambda rms: (rms > 1e-3).all(), hub, n1)
     assert (back > 1e-3).all(), f"RMS with the worker back {back}"
@@ -132,21 +150,6 @@ def listen(capture: JackCapture, done: Callable[[np.ndarray], bool], *alive: Dae
             assert daemon.proc.poll() is None, f"latentd exited:\n{daemon.finish()}"
         if done(rms) or time.monotonic() > deadline:
             return rms
-
-
-class NsDaemon(Daemon):
-    """``latentd run`` inside a network namespace (where its node's address is)."""
-
-    def __init__(self, netns: str, config: Path, duration_s: float, *options: str) -> None:
-        run = ["run", "--config", str(config), "--duration", str(duration_s), *options]
-        self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", netns, sys.executable, "-m", "latentd", *run],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        self.lines = []
 
 
 def test_an_operators_section_change_lands_on_both_nodes_within_one_period(
