@@ -35,11 +35,12 @@ def test_a_node_waits_for_its_cushion_then_fades_in_and_reports_its_offset() -> 
         for w in range(3, 20):
             ring.write(_block(0.5, beat=w + 1))
             levels.append(float(_mixed(bus, 100 + w)[0, -1]))
-    # Read from the 4th block on, one per block: worker block 0 is mixed into master block 103.
-    assert bus.offset_blocks == -103
+    # Read from the 4th block on, one per block: worker output block 0 is mixed into master block 103;
+    # its audio is the worker's engine block -1 (the limiter delays one block).
+    assert bus.offset_blocks == -104
     assert levels == sorted(levels) and 0.0 < levels[0] < 0.1 and levels[-1] == 0.5
     events = [(e["event"], e.get("offset_blocks")) for e in logs]
-    assert events == [("node.offset", -103), ("node.back", None)]
+    assert events == [("node.offset", -104), ("node.back", None)]
 
 
 def test_a_node_without_its_beat_fades_out_and_back() -> None:

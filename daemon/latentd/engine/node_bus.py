@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import structlog
 
-from latentd.engine.mix import Ramp
+from latentd.engine.mix import Limiter, Ramp
 from latentd.engine.ring import BlockRing
 
 log = structlog.get_logger("latentd.engine.node_bus")
@@ -32,8 +32,9 @@ class NodeBus:
     Attributes:
         name: The node's name (``[nodes.<name>]``).
         present: Whether the node was there in the last block read.
-        offset_blocks: Worker block minus master block of the last block mixed (None before one is): a
-            command meant for master block ``m`` must reach the worker's audio at block ``m + offset``.
+        offset_blocks: The worker's engine block whose audio is in the master block being mixed, minus
+            that master block (None before one is): a command applied before master block ``m`` on the
+            master is applied before block ``m + offset`` on the worker (its limiter's delay counted).
         underruns: Times the queue ran dry after it had started (the engine read faster than JACK wrote).
     """
 
@@ -78,7 +79,8 @@ class NodeBus:
         beat = 0.0 if block is None else float(block[-1, 0])
         present = beat > 0.5
         if present:
-            offset = (int(beat) - 1 - block_index) % BEAT_MODULO
+            # The beat names the worker's output block, whose audio its limiter mixed one block earlier.
+            offset = (int(beat) - 1 - Limiter.DELAY_BLOCKS - block_index) % BEAT_MODULO
             offset = offset - BEAT_MODULO if offset > BEAT_MODULO // 2 else offset
             if offset != self.offset_blocks:
                 log.info("node.offset", node=self.name, block=block_index, offset_blocks=offset)
