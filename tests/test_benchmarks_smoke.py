@@ -225,3 +225,15 @@ def test_resample_benchmark_measures_quality_and_cost() -> None:
     assert figures["ripple_db"] < 0.1 and figures["worst_image_or_alias_db"] < -80
     costs = resample_bench.cost(48000, 44100, channels=1, repeats=1)
     assert all(math.isfinite(v) and v > 0 for v in costs.values())
+
+
+def test_netjack_benchmark_measures_a_round_trip() -> None:
+    from tests.nodes.netns import unavailable_reason
+
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    from benchmarks import netjack
+
+    row = netjack.measure(period=256, latency=1, seconds=0.3, faults=False)
+    assert row["round_trip_periods"] == 3 and row["exact_share"] == 1.0, row

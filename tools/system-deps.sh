@@ -5,8 +5,9 @@ set -euo pipefail
 
 # chromium, chromium-driver: a test loads the status page in a headless browser.
 # puredata-core: the tests compare noise~ seeds and latent WAVs with Pd itself (pd -nogui -batch).
+# iproute2: the multi-node tests join jackd servers in network namespaces (ip netns, veth pairs).
 packages=(python3 python3-venv python3-dev jackd2 libjack-jackd2-0 libsndfile1 sox liblo-tools jack-capture
-    shellcheck systemd puredata-core chromium chromium-driver)
+    shellcheck systemd puredata-core chromium chromium-driver iproute2)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -59,6 +59,11 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"sr {i.sr}{_sr_note(i)} "
             f"channels {i.n_channels} streaming {'yes' if i.streaming else 'NO'}"
         )
+    for name, node in config.venue.nodes.items():
+        this = " (this machine)" if name == config.venue.node else ""
+        print(
+            f"  node {name}{this}: {node.role} at {node.address}, voices {', '.join(node.voices) or 'none'}"
+        )
     for line in pool_lines:
         print(line)
     if args.load:

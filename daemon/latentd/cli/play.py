@@ -47,7 +47,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         return run_from_file(
-            args.config, args.duration, record=args.record, label=args.label, fresh=args.fresh
+            args.config, args.duration, record=args.record, label=args.label, fresh=args.fresh, node=args.node
         )
     except ConfigError as exc:
         return config_errors(exc)
@@ -73,6 +73,12 @@ def add_commands(sub: Any) -> None:
         action="store_true",
         help="play the piece from its start: ignore the state file (programme position, seeds, operator "
         "overrides) and replace it",
+    )
+    p.add_argument(
+        "--node",
+        default=None,
+        metavar="NAME",
+        help="which node of the venue's [nodes] this machine is (overrides the venue's node key)",
     )
     p.set_defaults(func=cmd_run)
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from latentd.config.checks import _check_piece, _check_venue, _join, _unique, _validate
+from latentd.config.nodes import node_config, nodes_problems
 from latentd.config.problems import MISSING, PIECE_FILE, ConfigError, Problem
 from latentd.config.schema import PieceConfig, VenueConfig
 from latentd.config.toml_out import to_toml
@@ -96,13 +97,15 @@ class Config:
         return {"venue": venue, "piece": piece}
 
 
-def load_config(path: Path | str, *, piece_file: Path | None = None) -> Config:
+def load_config(path: Path | str, *, piece_file: Path | None = None, node: str | None = None) -> Config:
     """Read and check a venue config and the piece it names.
 
     Args:
         path: The venue config file.
         piece_file: read this file instead of the piece folder's ``piece.toml`` (a snapshot beside it,
             checked before it is adopted); paths in it stay relative to the piece folder.
+        node: the node of ``[nodes]`` this machine is (``latentd run --node``); None = the venue's ``node``
+            key. With a node chosen, the configuration is that node's (``config.nodes.node_config``).
 
     Raises:
         ConfigError: with every problem found in both files (the piece is checked even when the venue
@@ -126,9 +129,15 @@ def load_config(path: Path | str, *, piece_file: Path | None = None) -> Config:
         if piece_raw is not None:
             piece = _validate(PieceConfig, piece_raw, piece_file, problems)
             _check_piece(piece_raw, piece_dir, piece_file, layout, downmix, venue_file, problems)
+    if venue is not None and piece is not None:
+        problems += nodes_problems(venue.node, venue.nodes, piece.voices, venue_file)
+    if venue is not None and node is not None and node not in venue.nodes:
+        known = ", ".join(venue.nodes) or "none: the venue has no [nodes]"
+        problems.append(Problem(venue_file, "node", node, f"(--node) is no node of [nodes] ({known})"))
     if problems or venue is None or piece is None or piece_dir is None:
         raise ConfigError(_unique(problems))
-    return Config(venue=venue, piece=piece, venue_path=venue_file.resolve(), piece_dir=piece_dir.resolve())
+    config = Config(venue=venue, piece=piece, venue_path=venue_file.resolve(), piece_dir=piece_dir.resolve())
+    return node_config(config, node) if venue.nodes and (node or venue.node) else config
 
 
 def print_effective(config: Config, out: IO[str]) -> None:

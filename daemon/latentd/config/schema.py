@@ -5,6 +5,7 @@ The models live in :mod:`latentd.config.venue` and :mod:`latentd.config.piece` (
 one place. ``latentd config --reference`` (:mod:`latentd.config.reference`) documents every key.
 """
 
+from latentd.config.nodes import NodeConfig
 from latentd.config.piece import (
     ModelConfig,
     PanConfig,
@@ -36,6 +37,7 @@ __all__ = [
     "JackConfig",
     "LoggingConfig",
     "ModelConfig",
+    "NodeConfig",
     "OscConfig",
     "OutputConfig",
     "PanConfig",

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from latentd.config.fields import Gain, Name, Strict, fail
+from latentd.config.nodes import NodeConfig
 from latentd.config.problems import MISSING
 from latentd.control.osc_config import OscConfig
 from latentd.control.schedule_config import ScheduleConfig
@@ -275,4 +276,14 @@ class VenueConfig(Strict):
     schedule: ScheduleConfig = Field(
         default_factory=lambda: ScheduleConfig(),
         description="opening hours, scheduled recordings, daily reseed, state file: see [schedule]",
+    )
+    node: str = Field(
+        default="",
+        description="which node of [nodes] this machine is (latentd run --node overrides it); "
+        '"" without [nodes]',
+    )
+    nodes: dict[Name, NodeConfig] = Field(
+        default_factory=dict,
+        description="the machines one piece plays on over netjack2, by name: see [nodes.<name>]; none = "
+        "this machine alone",
     )

@@ -20,6 +20,8 @@ import torch
 from latentd.engine import commands as c
 from latentd.engine.decode import ModelGroup
 from latentd.engine.mix import DcBlocker, Limiter, Ramp, Trims
+from latentd.engine.node_bus import NodeBus
+from latentd.engine.node_sync import CommandLead
 from latentd.engine.parallel import ParallelDecoder
 from latentd.engine.programme import Programme, SectionPlan
 from latentd.engine.snapshot import EngineSnapshot, SnapshotMaker, VoiceInfo
@@ -84,7 +86,7 @@ class Engine:
         # Variational RAVE decoders fill the unused latent dims with torch.randn: seed torch so the same
         # piece and seed give the same audio (decode calls happen in a fixed order in this one worker).
         torch.manual_seed(self.seed)
-        self._commands: queue.SimpleQueue[c.Command] = queue.SimpleQueue()
+        self._commands: queue.SimpleQueue[c.Command | tuple[int, c.Command]] = queue.SimpleQueue()
         # The most recent applied commands only (at most 2 × COMMAND_TAIL): the whole log streams to disk
         # through ``command_listeners`` (the recorder's journal). Trimming replaces the list, so a
         # published CommandLogView (a prefix of the old list) never changes.
@@ -93,6 +95,10 @@ class Engine:
         # (command, reason) for every command refused here, so its sender (``command.origin``) hears why.
         self.refusal_listeners: list[Callable[[c.Command, str], None]] = []
         self.block_listeners: list[Callable[[int, np.ndarray], None]] = []
+        # Worker nodes' speaker channels, added before the master section (a venue of several machines).
+        self.buses: list[NodeBus] = []
+        # Commands at a block, on every node of a venue of several machines (None: at once, as always).
+        self.lead: CommandLead | None = None
         # Called with the block index once its commands are applied, right before it is rendered
         # (the recorder takes its checkpoints here).
         self.block_start_listeners: list[Callable[[int], None]] = []
@@ -209,8 +215,13 @@ class Engine:
 
     # ------------------------------------------------------------------ control
     def submit(self, command: c.Command) -> None:
-        """Queue a command; it is applied before the next block. Never blocks; callable from any thread."""
+        """Queue a command; it is applied before the next block (``lead.lead_blocks`` later on the master
+        of several machines). Never blocks; callable from any thread."""
         self._commands.put_nowait(command)
+
+    def submit_at(self, block: int, command: c.Command) -> None:
+        """Queue a command to apply before block ``block`` (a worker node; needs ``lead``). Any thread."""
+        self._commands.put_nowait((block, command))
 
     def check(self, command: c.Command, view: EngineSnapshot | None = None) -> str | None:
         """Why ``command`` would be refused, or None if it is valid (engine thread).
@@ -254,8 +265,16 @@ class Engine:
     def next_block(self) -> np.ndarray:
         """Apply pending commands and produce the next master block, float32 [n_speakers, blocksize]."""
         pending = self._commands
+        lead = self.lead
         while not pending.empty():  # one consumer: what empty() saw stays there
-            self._apply(pending.get_nowait())
+            item = pending.get_nowait()
+            if lead is None:
+                self._apply(item if not isinstance(item, tuple) else item[1])
+            else:
+                lead.take(self.counters.blocks, item)
+        if lead is not None:
+            for due in lead.due(self.counters.blocks):
+                self._apply(due)
         if self.live_loads:
             for landed in self.swaps.landed():
                 self._apply(landed)
@@ -290,6 +309,8 @@ class Engine:
                 self._mix_voice(mix, voice, rows[voice.row], env, crossfades.get(id(voice)))
         if crossfades:
             self._end_crossfades()
+        for bus in self.buses:
+            bus.add_into(mix, counters.blocks)
         mix *= self._master_level(n)
         if not np.isfinite(mix).all():
             # A poisoned sample must never reach the speakers or the DC filter's state.

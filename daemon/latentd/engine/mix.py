@@ -149,6 +149,8 @@ class Limiter:
     rounding.
     """
 
+    DELAY_BLOCKS = 1  # blocks from a block's mix to its output
+
     def __init__(
         self, n_channels: int, blocksize: int, ceiling_db: float, release_ms: float, samplerate: int
     ):

@@ -140,6 +140,11 @@ class BlockRing:
         self._read_frames = n_frames
         self._n_parts = n_parts
 
+    @property
+    def blocks_read(self) -> int:
+        """Blocks the consumer has finished reading: the index of the block it reads now."""
+        return self._read_index
+
     def readable(self) -> int:
         """Blocks written and not yet fully read."""
         return self._write_index - self._read_index

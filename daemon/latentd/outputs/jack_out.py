@@ -40,6 +40,9 @@ RETRY_MAX_S = 2.0
 _SAMPLE_BYTES = 4
 
 
+BEAT_MODULO = (1 << 24) - 1  # beat values 1 .. 2**24 - 1; 0 is silence (no node)
+
+
 class JackOutputError(RuntimeError):
     """The JACK output cannot play: no server, wrong samplerate, incompatible period, bad names."""
 
@@ -118,6 +121,7 @@ class JackOutput:
         samplerate: int,
         blocksize: int,
         log: FilteringBoundLogger,
+        beat: bool = False,
     ) -> None:
         """Check the names; nothing is opened yet.
 
@@ -131,6 +135,9 @@ class JackOutput:
             samplerate: The samplerate the engine renders at; the server must run at this rate.
             blocksize: The engine blocksize; must equal ``ring.blocksize``.
             log: structlog logger for state changes.
+            beat: Register one more port, ``beat``, that plays the index of the ring block being played,
+                plus one, exact in float32 below 2**24 (a worker node's heartbeat and clock for the master;
+                connected to the port after the speakers' targets).
 
         Raises:
             ValueError: If names or sizes are inconsistent.
@@ -167,6 +174,8 @@ class JackOutput:
         if samplerate < 1:
             raise ValueError(f"{where}: samplerate must be positive, got {samplerate}")
         self._ring = ring
+        self._beat = beat
+        self._beat_port: jack.OwnPort | None = None
         self._client_name = client_name
         self._port_names = names
         self._server_name = server_name
@@ -202,6 +211,11 @@ class JackOutput:
     def connected(self) -> bool:
         """True while the client is open on a live server."""
         return self._client is not None and not self._server_lost
+
+    @property
+    def beat_port_name(self) -> str | None:
+        """Full JACK name of the beat port, when there is one."""
+        return f"{self._client_name}:beat" if self._beat else None
 
     @property
     def port_names(self) -> list[str]:
@@ -281,6 +295,7 @@ class JackOutput:
                 )
             ports = [client.outports.register(name) for name in self._port_names]
             self._ports = ports
+            self._beat_port = client.outports.register("beat") if self._beat else None
             self._plan(client.blocksize)
             self._server_lost = False
             client.set_process_callback(self._process)
@@ -357,6 +372,9 @@ class JackOutput:
             else:
                 for i, port in enumerate(self._ports):
                     self._bind(i, port.get_array())
+            if self._beat_port is not None:
+                # Below 2**24 every integer is exact in float32; the master reads it modulo that.
+                self._beat_port.get_array().fill(float(self._ring.blocks_read % BEAT_MODULO + 1))
             read_into = self._ring.read_into
             for chunk in self._chunks:
                 read_into(chunk)
@@ -369,7 +387,7 @@ class JackOutput:
     def _silence(self) -> None:
         """Zero all port buffers. Runs in the JACK thread, on error paths only (it allocates views)."""
         try:
-            for port in self._ports:
+            for port in [*self._ports, *([self._beat_port] if self._beat_port is not None else [])]:
                 port.get_array().fill(0.0)
         except BaseException:
             return

@@ -21,13 +21,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
 from latentd.outputs.jack_out import JackOutputError, open_client
 
-DRIVERS = ("dummy", "alsa")
+DRIVERS = ("dummy", "alsa", "net")
 _PROBE_INTERVAL_S = 0.05
 _BANNER = ("jackdmp", "Copyright", "under certain conditions", "This is free software")
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -44,6 +45,12 @@ class JackServer:
 
     The dummy driver gets ``playback_channels`` playback ports (``system:playback_1`` ..) and no capture
     ports; it runs in real time, paced by the system clock.
+
+    The net driver (netjack2) makes a node of another machine's JACK server: its ``playback_channels``
+    playback ports are sent to the master (they arrive there as ``<net_name>:from_slave_N``), its
+    ``capture_channels`` capture ports receive the master's ``<net_name>:to_slave_N``; samplerate and
+    period are the master's. Such a server accepts clients at once but has its ports only while joined
+    to a master (:meth:`joined`).
     """
 
     def __init__(
@@ -55,6 +62,9 @@ class JackServer:
         device: str = "",
         playback_channels: int = 8,
         realtime: bool = False,
+        capture_channels: int = 0,
+        net: "NetOptions | None" = None,
+        netns: str = "",
     ) -> None:
         """Describe the server; nothing runs yet.
 
@@ -66,6 +76,9 @@ class JackServer:
             device: ALSA device (e.g. ``"hw:1"``); empty means jackd's default. Ignored by ``dummy``.
             playback_channels: Playback ports to provide.
             realtime: Ask jackd for real-time scheduling (needs rtprio rights); off by default.
+            capture_channels: Capture ports (net driver only: audio from the master).
+            net: The net driver's options (where the master is, this node's name, its latency).
+            netns: Run jackd inside this network namespace (``ip netns exec``; needs root).
 
         Raises:
             ValueError: If an argument is out of range.
@@ -80,6 +93,11 @@ class JackServer:
             raise ValueError(f"JackServer {name!r}: period must be a power of two, got {period}")
         if playback_channels < 1:
             raise ValueError(f"JackServer {name!r}: playback_channels must be >= 1, got {playback_channels}")
+        if capture_channels < 0 or (capture_channels and driver != "net"):
+            raise ValueError(
+                f"JackServer {name!r}: capture_channels must be >= 0 and only with driver 'net', "
+                f"got {capture_channels} with driver {driver!r}"
+            )
         self.name = name
         self.samplerate = samplerate
         self.period = period
@@ -87,14 +105,29 @@ class JackServer:
         self.device = device
         self.playback_channels = playback_channels
         self.realtime = realtime
+        self.capture_channels = capture_channels
+        self.net = net if net is not None else NetOptions()
+        self.netns = netns
         self._proc: subprocess.Popen[bytes] | None = None
         self._tail: deque[bytes] = deque(maxlen=_TAIL_LINES)
         self._reader: threading.Thread | None = None
+        self._waiting = threading.Event()  # net driver: it printed that it waits for a master
+        self._joined = threading.Event()  # net driver: it printed the parameters of a master it joined
 
     def command(self) -> list[str]:
         """The jackd command line this server runs."""
         jackd = shutil.which("jackd") or "jackd"
-        cmd = [jackd, "-n", self.name, "-R" if self.realtime else "--no-realtime", "-d", self.driver]
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
+        cmd = [*prefix, jackd, "-n", self.name, "-R" if self.realtime else "--no-realtime", "-d", self.driver]
+        if self.driver == "net":
+            return [
+                *cmd,
+                *self.net.arguments(),
+                "-C",
+                str(self.capture_channels),
+                "-P",
+                str(self.playback_channels),
+            ]
         rate = ["-r", str(self.samplerate), "-p", str(self.period)]
         if self.driver == "dummy":
             return [*cmd, *rate, "-P", str(self.playback_channels), "-C", "0"]
@@ -146,9 +179,14 @@ class JackServer:
         # A thread drains the pipe for as long as jackd runs (a full pipe would block jackd: weeks of xrun
         # lines) and keeps only its last lines; no file, so a read-only /tmp does not matter.
         self._tail.clear()
+        self._waiting.clear()
+        self._joined.clear()
         assert self._proc.stdout is not None
         self._reader = threading.Thread(
-            target=_drain, args=(self._proc.stdout, self._tail), name=f"jackd-{self.name}-output", daemon=True
+            target=_drain,
+            args=(self._proc.stdout, self._tail, self._net_line),
+            name=f"jackd-{self.name}-output",
+            daemon=True,
         )
         self._reader.start()
         deadline = time.monotonic() + timeout_s
@@ -161,7 +199,8 @@ class JackServer:
                     f"jackd {self.name!r} exited with code {code} while starting: "
                     f"{' '.join(self.command())}\n{output}"
                 )
-            if self._answers():
+            # A net server is up once it waits for its master; it is not probed with a client (see joined).
+            if self._waiting.is_set() if self.driver == "net" else self._answers():
                 return
             if time.monotonic() > deadline:
                 self.stop()
@@ -181,6 +220,14 @@ class JackServer:
         except JackOutputError:
             return False
         return True
+
+    def joined(self) -> bool:
+        """True while this server has its system ports: while it runs for dummy and alsa; for the net
+        driver, while it is joined to a master (read from its output: a client opened and closed on a net
+        server that waits for its master is never fully removed, and jackd complains about it forever)."""
+        if self.driver != "net":
+            return self.running
+        return self.running and self._joined.is_set()
 
     def output(self, max_chars: int = 4000) -> str:
         """The end of jackd's combined stdout/stderr (for error messages); kept after it stops."""
@@ -222,6 +269,16 @@ class JackServer:
         if reader is not None:
             reader.join(1.0)  # jackd has exited: its output ends
 
+    def _net_line(self, line: bytes) -> None:
+        """Follow the net driver's state in its output (called by the reader thread for every line)."""
+        if self.driver != "net":
+            return
+        if line.startswith(b"Waiting for a master"):
+            self._joined.clear()
+            self._waiting.set()
+        elif line.startswith(b"Slave mode :"):  # the last line of the joined master's parameters
+            self._joined.set()
+
     def __enter__(self) -> "JackServer":
         self.start()
         return self
@@ -232,11 +289,41 @@ class JackServer:
         self.stop()
 
 
-def _drain(stream: IO[bytes], tail: deque[bytes]) -> None:
+@dataclass(frozen=True)
+class NetOptions:
+    """Options of jackd's net driver (netjack2 slave), as ``jackd -d net`` takes them.
+
+    Attributes:
+        master: The master's IP address; empty = find it by multicast (225.3.19.154), which needs a
+            multicast route on the interface (``ip route add 224.0.0.0/4 dev eth0``).
+        port: The master's UDP port (netmanager's ``-p``).
+        name: This node's name: the master's client for it is called so (``<name>:from_slave_1`` ..),
+            or ``<name>-01`` .. while a client of that name still exists there.
+        latency: Network latency in periods (``-l``): how long the master waits for this node's audio
+            before it plays silence instead. Round trip master → node → master is ``latency + 2`` periods.
+    """
+
+    master: str = ""
+    port: int = 19000
+    name: str = ""
+    latency: int = 5
+
+    def arguments(self) -> list[str]:
+        """The net driver's arguments."""
+        args = ["-p", str(self.port), "-l", str(self.latency)]
+        if self.master:
+            args += ["-a", self.master]
+        if self.name:
+            args += ["-n", self.name]
+        return args
+
+
+def _drain(stream: IO[bytes], tail: deque[bytes], on_line: Callable[[bytes], None]) -> None:
     """Read jackd's output until it ends, keeping the last lines in ``tail``; close the stream."""
     with stream:
         for line in iter(lambda: stream.readline(_LINE_BYTES), b""):
             tail.append(line)
+            on_line(line)
 
 
 def _end_with_parent() -> Callable[[], None] | None:

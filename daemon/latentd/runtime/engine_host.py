@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
@@ -23,10 +23,13 @@ from latentd.control.scheduler import ScheduleHandle, start_scheduler
 from latentd.diffusion.piece_pools import PiecePools
 from latentd.engine import commands as c
 from latentd.engine.engine import Engine
+from latentd.engine.node_bus import NodeBus
+from latentd.engine.node_sync import CommandLead
 from latentd.engine.ring import BlockRing
 from latentd.offline.build import build_engine
 from latentd.offline.snapshot import snapshot_now
 from latentd.recording.recorder import Recorder, attach_recorder
+from latentd.runtime.node_control import NodeReceiver, NodeSender
 from latentd.runtime.process import freeze_heap
 from latentd.runtime.state import StateWriter, restore_state, state_path
 from latentd.web.feed import WebFeed
@@ -35,6 +38,7 @@ from latentd.web.process import WebProcess
 log = structlog.get_logger("latentd.runtime.engine_host")
 
 STATUS_EVERY_S = 5.0
+NODE_FADE_S = 2.0  # a worker node that leaves fades out (and in, when it is back) over this time
 TICK_S = 0.1
 
 
@@ -134,8 +138,12 @@ class EngineHost:
         label: str,
         xruns: Callable[[], int],
         status_every_s: float = STATUS_EVERY_S,
+        node_rings: Mapping[str, BlockRing] | None = None,
     ) -> None:
         self.config = config
+        self.node_rings = dict(node_rings or {})
+        self.sender: NodeSender | None = None
+        self.receiver: NodeReceiver | None = None
         self.status_every_s = status_every_s
         self.ring = ring
         self.record = record
@@ -160,6 +168,7 @@ class EngineHost:
         # Generators start first: their checkpoints load in their own processes while the models load here.
         self.pools = PiecePools.start(config, log)
         engine = self.engine = build_engine(config)
+        self._join_nodes(engine)
         ring = self.ring
         # Attached before the first block: recordings and the command log count from block 0 (replay).
         recorder = self.recorder = attach_recorder(
@@ -198,6 +207,33 @@ class EngineHost:
         if self.web is not None and self.feed is not None:
             self.web.start()
             self.feed.start()
+
+    def _join_nodes(self, engine: Engine) -> None:
+        """A venue of several machines: the master mixes its workers and sends them its commands with
+        their blocks; a worker applies them at those blocks (``engine/node_sync.py``)."""
+        venue = self.config.venue
+        if venue.node not in venue.nodes:
+            return
+        ring_blocks = venue.jack.ring_blocks
+        if venue.nodes[venue.node].role == "worker":
+            engine.lead = CommandLead(0)
+            this = venue.nodes[venue.node]
+            self.receiver = NodeReceiver(engine, this.address, this.control_port).start()
+            return
+        buses = {}
+        for node, node_ring in self.node_rings.items():
+            # The cushion matches how far the engine runs ahead of JACK (see engine/node_bus.py).
+            cushion = min(ring_blocks, node_ring.n_blocks)
+            buses[node] = NodeBus(
+                node, node_ring, engine.samplerate, cushion_blocks=cushion, fade_s=NODE_FADE_S
+            )
+        engine.buses.extend(buses.values())
+        if buses:
+            # Ahead of the worker's block: its ring, the network, this cushion, and some more.
+            engine.lead = CommandLead(3 * ring_blocks + 8)
+            targets = {n: (venue.nodes[n].address, venue.nodes[n].control_port) for n in buses}
+            self.sender = NodeSender(buses, targets)
+            engine.lead.listeners.append(self.sender)
 
     def _answer(self, cmd: c.Command, address: str, args: list[Any]) -> None:
         if self.osc is not None:
@@ -251,8 +287,12 @@ class EngineHost:
             self.web.stop()
         if self.osc is not None:
             self.osc.stop()
+        if self.receiver is not None:
+            self.receiver.stop()
         if self.worker is not None:
             self.worker.stop(timeout_s)
+        if self.sender is not None:
+            self.sender.close()
         if self.snapshots is not None:
             self.snapshots.join(timeout_s)
         if self.recorder is not None:

@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
 
@@ -40,10 +40,23 @@ log = structlog.get_logger("latentd.runtime.engine_process")
 TICK_S = 0.1
 
 
+def jack_ring_blocks(rings: Mapping[str, SharedBlockRing] | None) -> int:
+    """The length of the node input rings (they all have one), 0 without any."""
+    return next(iter(rings.values())).n_blocks if rings else 0
+
+
 class EngineProcess:
     """The engine host in a child process, writing into a shared-memory ring (see engine_host)."""
 
-    def __init__(self, config: Config, ring: SharedBlockRing, *, record: bool, label: str) -> None:
+    def __init__(
+        self,
+        config: Config,
+        ring: SharedBlockRing,
+        *,
+        record: bool,
+        label: str,
+        node_rings: Mapping[str, SharedBlockRing] | None = None,
+    ) -> None:
         # "spawn": a fresh interpreter; this process never loads torch, so it never forks its threads.
         context = multiprocessing.get_context("spawn")
         self.ring = ring
@@ -51,12 +64,15 @@ class EngineProcess:
             target=child_main,
             args=(
                 str(config.venue_path),
+                config.venue.node,
                 ring.name,
                 ring.n_blocks,
                 ring.blocksize,
                 ring.n_channels,
                 record,
                 label,
+                {node: r.name for node, r in (node_rings or {}).items()},
+                jack_ring_blocks(node_rings),
             ),
             name="latentd-engine",
             daemon=False,
@@ -107,8 +123,9 @@ class EngineProcess:
             self.process.join(5.0)
 
 
-def child_main(config_path: str, ring_name: str, n_blocks: int, blocksize: int, n_channels: int,
-               record: bool, label: str) -> None:  # fmt: skip
+def child_main(config_path: str, node: str, ring_name: str, n_blocks: int, blocksize: int, n_channels: int,
+               record: bool, label: str, node_ring_names: dict[str, str],
+               node_ring_blocks: int) -> None:  # fmt: skip
     """The engine process: fill the shared ring until the JACK process asks it to stop (or dies)."""
     from latentd.config import load_config
     from latentd.runtime.engine_host import EngineHost  # torch is loaded here, in the engine process only
@@ -126,11 +143,23 @@ def child_main(config_path: str, ring_name: str, n_blocks: int, blocksize: int, 
     parent = os.getppid()
     ring = SharedBlockRing(n_blocks, blocksize, n_channels, name=ring_name)
     code = 0
+    node_rings: dict[str, SharedBlockRing] = {}
     host = None
     try:
-        config = load_config(Path(config_path))
+        config = load_config(Path(config_path), node=node or None)
         setup_logging(config.venue.logging.level, config.venue.logging.format)
-        host = EngineHost(config, ring, record=record, label=label, xruns=lambda: int(ring.header[XRUNS]))
+        node_rings |= {
+            name: SharedBlockRing(node_ring_blocks, blocksize, n_channels + 1, name=segment, consumer=True)
+            for name, segment in node_ring_names.items()
+        }
+        host = EngineHost(
+            config,
+            ring,
+            record=record,
+            label=label,
+            xruns=lambda: int(ring.header[XRUNS]),
+            node_rings=node_rings,
+        )
         try:
             host.start()
         except ConfigError as exc:
@@ -153,6 +182,8 @@ def child_main(config_path: str, ring_name: str, n_blocks: int, blocksize: int, 
         ring.header[EXIT_CODE] = code
         ring.header[STATE] = FAILED if code else DONE
         ring.close()
+        for node_ring in node_rings.values():
+            node_ring.close()
         # os._exit skips multiprocessing's exit hooks: whatever multiprocessing objects hold (a semaphore
         # is reported leaked by the resource tracker, and stays in /dev/shm if the tracker is killed too)
         # is released by their finalizers when the host goes.

@@ -35,6 +35,8 @@ from latentd.engine.ring import BlockRing
 from latentd.engine.shared_ring import XRUNS, SharedBlockRing, remove_stale_segments
 from latentd.outputs.jack_out import JackOutput
 from latentd.outputs.jackd import JackServer
+from latentd.outputs.node_beat import NodeBeat
+from latentd.outputs.node_in import NodeInputs
 from latentd.runtime.diagnostics import StackDumpSignal, enable_fatal_dumps
 from latentd.runtime.engine_process import EngineProcess
 from latentd.runtime.notify import Notifier, ReadyGate, WatchdogGate
@@ -114,6 +116,9 @@ class Supervisor:
         self.host: EngineHost | None = None
         self.server: JackServer | None = None
         self.output: JackOutput | None = None
+        self.node_rings: dict[str, BlockRing] = {}  # worker nodes' audio, on a master (venue [nodes])
+        self.inputs: NodeInputs | None = None
+        self.beat: NodeBeat | None = None  # a worker node's heartbeat to the master
         self.ready: ReadyGate | None = None
         self.watchdog: WatchdogGate | None = None
         # Each start-up step pushes its undo here; the shutdown unwinds it, last in first out.
@@ -155,6 +160,9 @@ class Supervisor:
             )
         if self.fresh:
             _forget_state(config)
+        workers = worker_nodes(config)
+        # A node ring holds twice what the engine runs ahead of JACK: the bus's cushion and as much again.
+        node_blocks = 2 * jack_cfg.ring_blocks + 2
         if audio.engine_process:
             stale = remove_stale_segments()
             if stale:
@@ -163,7 +171,15 @@ class Supervisor:
                 jack_cfg.ring_blocks, audio.blocksize, n_channels, consumer=True
             )
             self._undo.callback(_release, shared)
-            child = self.child = EngineProcess(config, shared, record=self.record, label=self.label)
+            shared_nodes = {
+                node: SharedBlockRing(node_blocks, audio.blocksize, n_channels + 1) for node in workers
+            }
+            for node_ring in shared_nodes.values():
+                self._undo.callback(_release, node_ring)
+            self.node_rings = dict(shared_nodes)
+            child = self.child = EngineProcess(
+                config, shared, record=self.record, label=self.label, node_rings=shared_nodes
+            )
             self._undo.callback(lambda: child.stop(self._grace_s(), forced=lambda: self.flags.force))
             code = child.start()
             if code:
@@ -173,8 +189,16 @@ class Supervisor:
             from latentd.runtime.engine_host import EngineHost  # loads torch: only in the threaded mode
 
             ring = self.ring = BlockRing(jack_cfg.ring_blocks, audio.blocksize, n_channels)
+            self.node_rings = {
+                node: BlockRing(node_blocks, audio.blocksize, n_channels + 1) for node in workers
+            }
             host = self.host = EngineHost(
-                config, ring, record=self.record, label=self.label, xruns=self.xruns
+                config,
+                ring,
+                record=self.record,
+                label=self.label,
+                xruns=self.xruns,
+                node_rings=self.node_rings,
             )
             self._undo.callback(lambda: host.stop(min(5.0, self._grace_s())))
             host.start()
@@ -205,9 +229,29 @@ class Supervisor:
             samplerate=audio.samplerate,
             blocksize=audio.blocksize,
             log=log,
+            beat=is_worker(config),
         )
         self._undo.callback(output.stop)
         output.start()
+        if self.node_rings:
+            inputs = self.inputs = NodeInputs(
+                self.node_rings,
+                config.layout.names,
+                client_name=f"{jack_cfg.client_name}-nodes",
+                server_name=server_name,
+                log=log,
+            )
+            self._undo.callback(inputs.stop)
+            inputs.start()
+        if is_worker(config):
+            beat = self.beat = NodeBeat(
+                [*output.port_names, f"{jack_cfg.client_name}:beat"],
+                client_name=f"{jack_cfg.client_name}-beat",
+                server_name=server_name,
+                log=log,
+            )
+            self._undo.callback(beat.stop)
+            beat.start()
         self.watchdog = WatchdogGate(notifier, self.blocks, idle=lambda: not output.connected)
         log.info(
             "ready",
@@ -240,6 +284,10 @@ class Supervisor:
         """One round of housekeeping; None while playing, else the exit status of a failed engine."""
         assert self.output is not None and self.ready is not None and self.watchdog is not None
         self.output.poll()
+        if self.inputs is not None:
+            self.inputs.poll()
+        if self.beat is not None:
+            self.beat.poll()
         if self.child is not None:
             self.child.ring.header[XRUNS] = self.output.xruns  # for the recording's session file
             if self.child.error:
@@ -307,6 +355,20 @@ class Supervisor:
                 raise SystemExit(130)
 
 
+def worker_nodes(config: Config) -> list[str]:
+    """The worker nodes whose audio this machine mixes: all of them on the master, none elsewhere."""
+    venue = config.venue
+    if venue.node not in venue.nodes or venue.nodes[venue.node].role != "master":
+        return []
+    return [name for name, node in venue.nodes.items() if node.role == "worker"]
+
+
+def is_worker(config: Config) -> bool:
+    """True when this machine is a worker node of the venue."""
+    venue = config.venue
+    return venue.node in venue.nodes and venue.nodes[venue.node].role == "worker"
+
+
 def _release(ring: SharedBlockRing) -> None:
     ring.close()
     ring.unlink()
@@ -333,13 +395,23 @@ def run(
 
 
 def run_from_file(
-    path: Path, duration_s: float | None, record: bool = False, label: str = "", fresh: bool = False
+    path: Path,
+    duration_s: float | None,
+    record: bool = False,
+    label: str = "",
+    fresh: bool = False,
+    node: str | None = None,
 ) -> int:
-    """``latentd run``: load the config and play."""
-    from latentd.config import load_config
+    """``latentd run``: load the config (as ``node``'s, for a venue of several machines) and play."""
+    from latentd.config import MISSING, ConfigError, load_config
     from latentd.runtime.logs import setup_logging
 
-    config = load_config(path)
+    config = load_config(path, node=node)
+    if config.venue.nodes and not config.venue.node:
+        message = f"the venue plays on the nodes {', '.join(config.venue.nodes)}: say which this machine is "
+        raise ConfigError.single(
+            path, "node", MISSING, message + '(node = "<name>" or latentd run --node NAME)'
+        )
     setup_logging(config.venue.logging.level, config.venue.logging.format)
     try:
         return run(config, duration_s=duration_s, record=record, label=label, fresh=fresh)
