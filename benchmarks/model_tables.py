@@ -136,7 +136,12 @@ def tables(
     if piece is None:
         return f"{speed}\n\n{voices}"
     whole = render(
-        ["piece (1 voice per model)", "×RT, 1 model at a time", "×RT, 2 models at once", "gain"],
+        [
+            "piece (1 voice per model)",
+            "×RT, decoded in the engine's thread",
+            "×RT, decoded beside the mix",
+            "gain",
+        ],
         [
             [
                 " + ".join(piece["models"]),
