@@ -100,7 +100,11 @@ def summary(results: Sequence[dict[str, Any]]) -> str:
     row(
         "replays exact (* after the pause)",
         lambda r: (
-            ", ".join(f"#{x['segment']}:{'yes' if x.get('exact') else 'NO'}" for x in r["replays"]) or "-"
+            ", ".join(
+                f"#{x['segment']}{'*' if x.get('after_pause') else ''}:{'yes' if x.get('exact') else 'NO'}"
+                for x in r["replays"]
+            )
+            or "-"
         ),
     )
     row(
