@@ -20,10 +20,12 @@ from tests.jackfixtures import unique_server_name
 pytestmark = pytest.mark.jack
 GUARD_S = 30.0
 
-# Starts a private jackd, prints its pid, then waits to be killed.
+# Starts a private jackd, prints its pid, then waits to be killed. SIGHUP ends it as it ends a program in a
+# closed terminal, even when the tests run under nohup (which hands down SIGHUP ignored).
 STARTER = """
-import sys, time
+import signal, sys, time
 from latentd.outputs.jackd import JackServer
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
 server = JackServer(sys.argv[1], playback_channels=2)
 server.start()
 print(server.pid, flush=True)
