@@ -65,6 +65,8 @@ class NsDaemon(Daemon):
             self.proc.kill()
             self.proc.wait()
         self._reader.join(5.0)
+        if self.proc.stdout is not None and not self._reader.is_alive():
+            self.proc.stdout.close()
         return "\n".join(self.lines)
 
 

@@ -248,7 +248,9 @@ def test_a_worker_waits_for_a_lost_master_and_follows_it_back(
     hub.proc.kill()
     hub.finish()
     master.kill()
+    killed = time.monotonic()
     n1.wait_event("node.master_lost")
+    print(f"the worker logged node.master_lost {time.monotonic() - killed:.1f} s after the master died")
     assert n1.proc.poll() is None, "the worker's latentd must wait for its master"
     follows = _follows(n1)
     # The master comes back: a new jackd with its netmanager, a new latentd (its blocks count from 0).
@@ -290,8 +292,10 @@ def test_a_master_on_a_jackd_of_its_own_serves_its_workers(
     daemons.append(hub)
     hub.wait_event("node.netmanager_loaded")
     assert wait_until(worker.joined, 20.0), f"the worker never joined the master:\n{worker.output()}"
+    asked = time.monotonic()
     hub.proc.terminate()
     hub.finish()
+    print(f"a master with the netmanager on its own jackd stopped in {time.monotonic() - asked:.1f} s")
     log = "\n".join(hub.lines[-40:])
     assert hub.proc.returncode == 0, log
     assert hub.events("node.netmanager_unloaded"), log
