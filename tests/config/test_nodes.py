@@ -14,6 +14,7 @@ from latentd.config import ConfigError, load_config
 from latentd.config.nodes import node_config
 from latentd.modelkit.builder import SynthSpec
 from latentd.offline.build import build_engine
+from latentd.runtime.supervisor import port_names
 from tests.pieces import write_piece
 
 SOURCE = {"kind": "lfo", "freq_hz": 0.1}
@@ -148,3 +149,18 @@ def test_the_nodes_together_play_the_whole_piece(tmp_path: Path, models: dict[st
     whole, hub, pi2 = render(None), render("hub"), render("pi2")
     assert np.abs(hub).max() > 0.01 and np.abs(pi2).max() > 0.01
     np.testing.assert_allclose(hub + pi2, whole, atol=1e-5)
+
+
+def test_a_worker_sends_its_speakers_to_its_net_driver_whatever_ports_the_layout_names(
+    tmp_path: Path, models: dict[str, Path]
+) -> None:
+    speakers = [
+        {"name": "left", "azimuth_deg": -30.0, "port": "system:playback_7"},
+        {"name": "right", "azimuth_deg": 30.0, "port": "system:playback_3"},
+    ]
+    audio = {"samplerate": 48000, "blocksize": 256, "frames_per_call": 4}
+    path = _venue(tmp_path, models, NODES, audio={**audio, "layout": "custom", "speakers": speakers})
+    master = load_config(path, node="hub")
+    assert port_names(master) == (["left", "right"], ["system:playback_7", "system:playback_3"])
+    worker = load_config(path, node="pi2")
+    assert port_names(worker) == (["left", "right"], None)  # system:playback_1..2: the master's channels

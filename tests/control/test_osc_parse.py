@@ -80,8 +80,9 @@ def test_docs_table_is_the_route_table():
 
 
 # Commands that reach the engine other ways than OSC: the engine logs landed swaps, the state file
-# restores the programme, the schedule opens and closes the venue.
-NOT_FROM_OSC = {c.ModelSwapped, c.RestoreProgramme, c.SetOpen}
+# restores the programme, the schedule opens and closes the venue, the master of several machines keeps
+# its programme's time and gives it to its workers.
+NOT_FROM_OSC = {c.ModelSwapped, c.RestoreProgramme, c.SetOpen, c.AdvanceSection, c.FollowProgramme}
 
 
 def _sample(arg: Arg) -> object:

@@ -3,14 +3,14 @@
 The worker decodes its voice only, routed to the right speaker, and sends it over netjack2; the master
 plays its own voice on the left speaker and mixes the worker's in: both are heard on the master's speaker
 ports and are in its recording. The worker's latentd killed, the right speaker falls silent and the left
-plays on; the worker restarted, its voice is back.
+plays on; the worker restarted, its voice is back. Section changes, by an operator or by the programme's
+own time, land on both nodes in the same period. The master lost, the worker waits; the master back, the
+worker plays again, in the master's section.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,9 +21,8 @@ import soundfile as sf
 
 from latentd.modelkit.builder import SynthSpec
 from tests.jackfixtures import JackCapture, jack_capture_factory
-from tests.nodes.netns import NetnsNet, unavailable_reason
-from tests.pieces import write_piece
-from tests.runtime.test_supervisor import TONE, TONE_BIAS, Daemon
+from tests.nodes.daemons import NsDaemon, last_sound, listen, two_nodes
+from tests.nodes.netns import NetnsNet, unavailable_reason, wait_until
 
 __all__ = ["jack_capture_factory"]
 
@@ -34,20 +33,8 @@ pytestmark = [
     pytest.mark.skipif(_reason is not None, reason=_reason or ""),
 ]
 
-
-class NsDaemon(Daemon):
-    """``latentd run`` inside a network namespace (where its node's address is)."""
-
-    def __init__(self, netns: str, config: Path, duration_s: float, *options: str) -> None:
-        run = ["run", "--config", str(config), "--duration", str(duration_s), *options]
-        self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", netns, sys.executable, "-m", "latentd", *run],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        self.lines = []
+MakeModel = Callable[[SynthSpec], Path]
+MakeCapture = Callable[..., JackCapture]
 
 
 @pytest.fixture
@@ -57,47 +44,42 @@ def net() -> Iterator[NetnsNet]:
 
 
 @pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
+def daemons() -> Iterator[list[NsDaemon]]:
+    started: list[NsDaemon] = []
     yield started
     for d in started:
         if d.proc.poll() is None:
             d.proc.kill()
-            d.proc.wait()
-        if d.proc.stdout is not None:
-            d.proc.stdout.close()
+        d.finish()
+
+
+def _model(model_factory: MakeModel) -> Path:
+    return model_factory(SynthSpec(latent_size=4, ratio=512, sr=48000))
+
+
+def _recording(tmp_path: Path) -> np.ndarray:
+    [recording] = sorted((tmp_path / "recordings").rglob("*.w64"))
+    audio, _ = sf.read(recording, dtype="float32")
+    return audio
 
 
 def test_a_workers_voice_is_on_the_masters_speakers_and_in_its_recording(
     tmp_path: Path,
     net: NetnsNet,
-    daemons: list[Daemon],
-    model_factory: Callable[[SynthSpec], Path],
-    jack_capture_factory: Callable[..., JackCapture],
+    daemons: list[NsDaemon],
+    model_factory: MakeModel,
+    jack_capture_factory: MakeCapture,
 ) -> None:
     master = net.master_server(period=256, playback_channels=2, listen=net.master.address)
     worker = net.worker_server(0, playback_channels=3, latency=2)  # 2 speakers and the heartbeat
-    model = model_factory(SynthSpec(latent_size=4, ratio=512, sr=48000))
-    tone = {"model": "tone", "source": TONE, "bias": TONE_BIAS}
-    config = write_piece(
+    config = two_nodes(
         tmp_path,
-        models={"tone": model},
-        voices={"here": tone | {"route": ["L"]}, "there": tone | {"route": ["R"]}},
-        audio={"layout": "stereo", "frames_per_call": 4},
-        extra_venue={
-            "jack": {"client_name": "latentd", "server_name": master.name, "autoconnect": False},
-            "logging": {"level": "info", "format": "json"},
-            "recording": {"mode": "always"},
-            "nodes": {
-                "hub": {"role": "master", "address": net.master.address, "voices": ["here"]},
-                "n1": {
-                    "role": "worker",
-                    "address": net.workers[0].address,
-                    "voices": ["there"],
-                    "jack_server": worker.name,
-                },
-            },
-        },
+        net,
+        _model(model_factory),
+        master.name,
+        worker.name,
+        voices={"here": {"route": ["L"]}, "there": {"route": ["R"]}},
+        master_voices=["here"],
     )
     # Each latentd in its node's namespace, where its address is (the worker listens on it for commands).
     hub = NsDaemon(net.master.netns, config, 60.0, "--node", "hub")
@@ -111,10 +93,9 @@ def test_a_workers_voice_is_on_the_masters_speakers_and_in_its_recording(
     both = listen(capture, lambda rms: (rms > 1e-3).all(), hub, n1)
     assert (both > 1e-3).all(), f"RMS at the master's speakers {both}; master log:\n{hub.finish()}"
     n1.proc.kill()
-    n1.proc.wait()
+    n1.finish()
     alone = listen(capture, lambda rms: rms[0] > 1e-3 and rms[1] < 1e-6, hub)
     assert alone[0] > 1e-3 and alone[1] < 1e-6, f"RMS with the worker gone {alone}"
-    n1.finish()
     n1 = NsDaemon(net.workers[0].netns, config, 60.0, "--node", "n1")
     daemons.append(n1)
     back = listen(capture, lambda rms: (rms > 1e-3).all(), hub, n1)
@@ -132,66 +113,44 @@ def test_a_workers_voice_is_on_the_masters_speakers_and_in_its_recording(
     # The master knows which worker block it mixes into each of its blocks (the worker's beat).
     offsets = [e["offset_blocks"] for e in hub.events("node.offset")]
     assert offsets and all(isinstance(o, int) for o in offsets), log
-    [recording] = sorted((tmp_path / "recordings").rglob("*.w64"))
-    audio, _ = sf.read(recording, dtype="float32")
-    tail = audio[-24000:]  # the last half second: both nodes were playing
+    # Each time the worker was heard again it was given the master's programme.
+    assert len(hub.events("node.follow")) == 2, log
+    tail = _recording(tmp_path)[-24000:]  # the last half second: both nodes were playing
     rms = np.sqrt(np.mean(tail**2, axis=0))
     assert (rms > 1e-3).all(), f"RMS per channel of the master's recording {rms}"
 
 
-def listen(capture: JackCapture, done: Callable[[np.ndarray], bool], *alive: Daemon) -> np.ndarray:
-    """Record quarter seconds at the master's speakers until ``done(rms per speaker)`` (or 60 s)."""
-    deadline = time.monotonic() + 60.0
-    while True:
-        capture.record()
-        assert capture.wait_frames(12000), "the master's speaker ports stopped"
-        rms = np.sqrt(np.mean(capture.recorded() ** 2, axis=1))
-        for daemon in alive:
-            assert daemon.proc.poll() is None, f"latentd exited:\n{daemon.finish()}"
-        if done(rms) or time.monotonic() > deadline:
-            return rms
+def _skew(tmp_path: Path, hub: NsDaemon, n1: NsDaemon, what: str) -> None:
+    """The worker's voice (right) stopped within one period of the master's (left), in the recording."""
+    ends = last_sound(_recording(tmp_path))
+    skew = ends[1] - ends[0]
+    print(f"{what}: the worker's voice stopped {skew} frames after the master's")
+    log = "\n".join(line for line in hub.lines + n1.lines if '"node.' in line or "section" in line)
+    assert abs(skew) <= 256, f"{what}: the worker's voice stopped {skew} frames after the master's:\n{log}"
 
 
 def test_an_operators_section_change_lands_on_both_nodes_within_one_period(
     tmp_path: Path,
     net: NetnsNet,
-    daemons: list[Daemon],
-    model_factory: Callable[[SynthSpec], Path],
-    jack_capture_factory: Callable[..., JackCapture],
+    daemons: list[NsDaemon],
+    model_factory: MakeModel,
+    jack_capture_factory: MakeCapture,
 ) -> None:
     master = net.master_server(period=256, playback_channels=2, listen=net.master.address)
     worker = net.worker_server(0, playback_channels=3, latency=2)
-    model = model_factory(SynthSpec(latent_size=4, ratio=512, sr=48000))
-    tone = {"model": "tone", "source": TONE, "bias": TONE_BIAS}
-    config = write_piece(
+    config = two_nodes(
         tmp_path,
-        models={"tone": model},
-        voices={
-            "here": tone | {"route": ["L"]},
-            "there": tone | {"route": ["R"]},
-            "quiet": tone | {"route": ["L"], "gain": 0.0},
-        },
+        net,
+        _model(model_factory),
+        master.name,
+        worker.name,
+        voices={"here": {"route": ["L"]}, "there": {"route": ["R"]}, "quiet": {"route": ["L"], "gain": 0.0}},
+        master_voices=["here", "quiet"],
         sections=[
             {"name": "on", "voices": ["here", "there"], "duration_s": 3600.0},
             {"name": "off", "voices": ["quiet"], "duration_s": 3600.0},
         ],
-        programme={"crossfade_s": 0.0},
-        audio={"layout": "stereo", "frames_per_call": 4},
-        extra_venue={
-            "jack": {"client_name": "latentd", "server_name": master.name, "autoconnect": False},
-            "logging": {"level": "info", "format": "json"},
-            "recording": {"mode": "always"},
-            "osc": {"enabled": True, "port": 9000},
-            "nodes": {
-                "hub": {"role": "master", "address": net.master.address, "voices": ["here", "quiet"]},
-                "n1": {
-                    "role": "worker",
-                    "address": net.workers[0].address,
-                    "voices": ["there"],
-                    "jack_server": worker.name,
-                },
-            },
-        },
+        osc={"enabled": True, "port": 9000},
     )
     hub = NsDaemon(net.master.netns, config, 60.0, "--node", "hub")
     daemons.append(hub)
@@ -202,22 +161,8 @@ def test_an_operators_section_change_lands_on_both_nodes_within_one_period(
     both = listen(capture, lambda rms: (rms > 1e-3).all(), hub, n1)
     assert (both > 1e-3).all(), f"RMS at the master's speakers {both}"
     time.sleep(0.5)  # the master has measured the worker's offset
-    sent = subprocess.run(
-        [
-            "ip",
-            "netns",
-            "exec",
-            net.master.netns,
-            "oscsend",
-            "127.0.0.1",
-            "9000",
-            "/section/goto",
-            "s",
-            "off",
-        ],
-        capture_output=True,
-        check=False,
-    )
+    osc = ["oscsend", "127.0.0.1", "9000", "/section/goto", "s", "off"]
+    sent = subprocess.run(["ip", "netns", "exec", net.master.netns, *osc], capture_output=True, check=False)
     assert sent.returncode == 0, sent.stderr
     quiet = listen(capture, lambda rms: (rms < 1e-6).all(), hub, n1)
     assert (quiet < 1e-6).all(), f"RMS after the section change {quiet}"
@@ -226,10 +171,137 @@ def test_an_operators_section_change_lands_on_both_nodes_within_one_period(
     n1.proc.terminate()
     hub.finish()
     n1.finish()
-    [recording] = sorted((tmp_path / "recordings").rglob("*.w64"))
-    audio, _ = sf.read(recording, dtype="float32")
-    ends = [int(np.flatnonzero(np.abs(audio[:, c]) > 0)[-1]) for c in range(2)]
-    skew = ends[1] - ends[0]
-    print(f"section change: the worker's voice stopped {skew} frames after the master's")
-    log = "\n".join(line for line in hub.lines + n1.lines if '"node.' in line or "section" in line)
-    assert abs(skew) <= 256, f"the worker's voice stopped {skew} frames after the master's:\n{log}"
+    _skew(tmp_path, hub, n1, "section change")
+
+
+def test_the_programmes_own_section_change_lands_on_both_nodes_within_one_period(
+    tmp_path: Path,
+    net: NetnsNet,
+    daemons: list[NsDaemon],
+    model_factory: MakeModel,
+    jack_capture_factory: MakeCapture,
+) -> None:
+    master = net.master_server(period=256, playback_channels=2, listen=net.master.address)
+    worker = net.worker_server(0, playback_channels=3, latency=2)
+    # Short sections in a loop: whenever the worker joins, an "on" follows that both nodes play, and
+    # its end (the master's time) silences both; "off" is long enough to stop the daemons in it.
+    config = two_nodes(
+        tmp_path,
+        net,
+        _model(model_factory),
+        master.name,
+        worker.name,
+        voices={"here": {"route": ["L"]}, "there": {"route": ["R"]}, "quiet": {"route": ["L"], "gain": 0.0}},
+        master_voices=["here", "quiet"],
+        sections=[
+            {"name": "on", "voices": ["here", "there"], "duration_s": 5.0},
+            {"name": "off", "voices": ["quiet"], "duration_s": 6.0},
+        ],
+    )
+    hub = NsDaemon(net.master.netns, config, 90.0, "--node", "hub")
+    daemons.append(hub)
+    n1 = NsDaemon(net.workers[0].netns, config, 90.0, "--node", "n1")
+    daemons.append(n1)
+    capture = jack_capture_factory(master.name, 2, 48000)
+    capture.connect(hub.wait_ports(master.name, "latentd", 2))
+    both = listen(capture, lambda rms: (rms > 1e-3).all(), hub, n1)
+    assert (both > 1e-3).all(), f"RMS at the master's speakers {both}"
+    quiet = listen(capture, lambda rms: (rms < 1e-6).all(), hub, n1)
+    assert (quiet < 1e-6).all(), f"RMS after the section's end {quiet}"
+    hub.proc.terminate()
+    n1.proc.terminate()
+    hub.finish()
+    n1.finish()
+    # The worker never ended a section itself: each came from the master, at the master's block.
+    advances = [e for e in n1.events("command.applied") if e.get("cmd") == "section.advance"]
+    assert advances, "\n".join(n1.lines[-40:])
+    _skew(tmp_path, hub, n1, "timed section change")
+
+
+def test_a_worker_waits_for_a_lost_master_and_follows_it_back(
+    tmp_path: Path,
+    net: NetnsNet,
+    daemons: list[NsDaemon],
+    model_factory: MakeModel,
+    jack_capture_factory: MakeCapture,
+) -> None:
+    master = net.master_server(period=256, playback_channels=2, listen=net.master.address)
+    worker = net.worker_server(0, playback_channels=3, latency=2)
+    config = two_nodes(
+        tmp_path,
+        net,
+        _model(model_factory),
+        master.name,
+        worker.name,
+        voices={"here": {"route": ["L"]}, "there": {"route": ["R"]}},
+        master_voices=["here"],
+    )
+    hub = NsDaemon(net.master.netns, config, 120.0, "--node", "hub")
+    daemons.append(hub)
+    n1 = NsDaemon(net.workers[0].netns, config, 120.0, "--node", "n1")
+    daemons.append(n1)
+    # Heard from the logs: a JACK client of this process would outlive the master's jackd.
+    hub.wait_event("node.back")  # the worker's voice is in the master's mix
+    n1.wait_event("node.master_joined")
+    assert wait_until(lambda: _follows(n1) >= 1, 30.0), "\n".join(n1.lines[-40:])
+    # The master machine goes: its latentd and its jackd die.
+    hub.proc.kill()
+    hub.finish()
+    master.kill()
+    killed = time.monotonic()
+    n1.wait_event("node.master_lost")
+    print(f"the worker logged node.master_lost {time.monotonic() - killed:.1f} s after the master died")
+    assert n1.proc.poll() is None, "the worker's latentd must wait for its master"
+    follows = _follows(n1)
+    # The master comes back: a new jackd with its netmanager, a new latentd (its blocks count from 0).
+    master.start(timeout_s=10.0)
+    net.load_netmanager(master)
+    hub = NsDaemon(net.master.netns, config, 120.0, "--node", "hub")
+    daemons.append(hub)
+    n1.wait_event("node.master_joined", count=2)  # at its start, and now
+    capture = jack_capture_factory(master.name, 2, 48000)
+    capture.connect(hub.wait_ports(master.name, "latentd", 2))
+    back = listen(capture, lambda rms: (rms > 1e-3).all(), hub, n1)
+    assert (back > 1e-3).all(), f"RMS with the master back {back}"
+    # The new master gave the worker its programme; the worker took it.
+    assert wait_until(lambda: _follows(n1) > follows, 30.0), "\n".join(n1.lines[-40:])
+    hub.proc.terminate()
+    n1.proc.terminate()
+    hub.finish()
+    n1.finish()
+    assert [e["event"] for e in hub.events("node.back")] == ["node.back"], "\n".join(hub.lines[-40:])
+    assert len(hub.events("node.follow")) == 1, "\n".join(hub.lines[-40:])
+    assert [e["event"] for e in n1.events("node.master_lost")] == ["node.master_lost"]
+
+
+def test_a_master_on_a_jackd_of_its_own_serves_its_workers(
+    tmp_path: Path, net: NetnsNet, daemons: list[NsDaemon], model_factory: MakeModel
+) -> None:
+    worker = net.worker_server(0, playback_channels=3, latency=2)
+    config = two_nodes(
+        tmp_path,
+        net,
+        _model(model_factory),
+        f"latentd-test-{net.tag}-own",
+        worker.name,
+        voices={"here": {"route": ["L"]}, "there": {"route": ["R"]}},
+        master_voices=["here"],
+        jack={"start_server": True, "driver": "dummy", "period": 256},
+    )
+    hub = NsDaemon(net.master.netns, config, 60.0, "--node", "hub")
+    daemons.append(hub)
+    hub.wait_event("node.netmanager_loaded")
+    assert wait_until(worker.joined, 20.0), f"the worker never joined the master:\n{worker.output()}"
+    asked = time.monotonic()
+    hub.proc.terminate()
+    hub.finish()
+    print(f"a master with the netmanager on its own jackd stopped in {time.monotonic() - asked:.1f} s")
+    log = "\n".join(hub.lines[-40:])
+    assert hub.proc.returncode == 0, log
+    assert hub.events("node.netmanager_unloaded"), log
+    assert wait_until(lambda: not worker.joined(), 20.0), "the worker kept a master that stopped"
+
+
+def _follows(daemon: NsDaemon) -> int:
+    """How many times the worker has taken a master's programme."""
+    return sum(e.get("cmd") == "section.follow" for e in daemon.events("command.applied"))

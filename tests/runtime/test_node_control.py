@@ -1,4 +1,5 @@
-"""The control channel: the master's commands reach a worker's engine with their block, over UDP."""
+"""The control channel: the master's commands reach a worker's engine with their block, over UDP; a
+worker heard again first gets the master's programme."""
 
 from __future__ import annotations
 
@@ -8,14 +9,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from structlog.testing import capture_logs
 
 from latentd.config import load_config
 from latentd.engine import commands as c
-from latentd.engine.node_sync import CommandLead
+from latentd.engine.engine import Engine
+from latentd.engine.mix import Limiter
+from latentd.engine.node_bus import NodeBus
+from latentd.engine.node_sync import CommandLead, ProgrammeClock
+from latentd.engine.ring import BlockRing
 from latentd.modelkit.builder import SynthSpec
 from latentd.offline.build import build_engine
-from latentd.runtime.node_control import NodeReceiver
+from latentd.runtime.node_control import NodeReceiver, NodeSender
 from tests.pieces import write_piece
 
 
@@ -54,3 +60,74 @@ def test_a_worker_applies_the_masters_command_at_its_block(
         assert sections == ["one"] * 5 + ["two"] * 3  # applied before block 5
     finally:
         receiver.stop()
+
+
+def test_a_worker_heard_again_gets_the_masters_programme_and_seeds_but_not_its_master_section(
+    tmp_path: Path, model_factory: Callable[[SynthSpec], Path]
+) -> None:
+    model = model_factory(SynthSpec(latent_size=4, ratio=1024, sr=48000))
+    source = {"kind": "lfo", "freq_hz": 0.1}
+    path = write_piece(
+        tmp_path,
+        models={"m": model},
+        voices={"a": {"model": "m", "source": source}, "b": {"model": "m", "source": source}},
+        sections=[
+            {"name": "one", "voices": ["a"], "duration_s": 0.3},
+            {"name": "two", "voices": ["b"], "duration_s": 0.4},
+        ],
+        programme={"crossfade_s": 0.05},
+    )
+    master = build_engine(load_config(path), fade_in_s=0.0, warm_up=False)
+    master.lead = CommandLead(6)
+    clock = ProgrammeClock(master, master.lead)
+    ring = BlockRing(8, master.blocksize, master.n_channels + 1)
+    bus = NodeBus("n1", ring, master.samplerate, cushion_blocks=1, fade_s=0.1)
+    master.buses.append(bus)
+    worker = build_engine(load_config(path), fade_in_s=0.0, warm_up=False)
+    worker.lead = CommandLead(0)
+    worker.programme.follows = True
+    receiver = NodeReceiver(worker, "127.0.0.1", 0).start()
+    sender = NodeSender({"n1": bus}, {"n1": receiver._sock.getsockname()}, clock)
+    master.lead.listeners.append(sender)
+    master.block_start_listeners.extend([sender.on_block, clock])
+    states: dict[str, dict[int, tuple[object, ...]]] = {"master": {}, "worker": {}}
+    for name, engine in (("master", master), ("worker", worker)):
+
+        def note(block: int, engine: Engine = engine, name: str = name) -> None:
+            p = engine.programme
+            states[name][block] = (p.current.name, p.step, p.position, p.morph_progress())
+
+        engine.block_start_listeners.append(note)
+    offset = -5  # the worker block mixed into master block m is m - 5
+    try:
+        # Given while the node is not heard: nothing is sent; the seed is kept for when it is.
+        master.submit(c.ReseedVoice("b", 77))
+        for _ in range(40):
+            master.next_block()
+        assert sender.sent == 0
+        for _ in range(20):
+            worker.next_block()
+        # The node is heard: its beat names the worker block it carries.
+        beat = np.zeros((ring.n_channels, ring.blocksize), np.float32)
+        for i in range(60):
+            if i == 10:
+                master.submit(c.SetMasterGain(0.5))  # heard, but the master's section is the master's
+            beat[-1] = master.counters.blocks + offset + 1 + Limiter.DELAY_BLOCKS
+            ring.write(beat)
+            master.next_block()
+        assert bus.offset_blocks == offset
+        deadline = time.monotonic() + 5.0
+        while receiver.received < sender.sent and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert receiver.received == sender.sent >= 2
+        while worker.counters.blocks < master.counters.blocks + offset:
+            worker.next_block()
+    finally:
+        receiver.stop()
+        sender.close()
+    assert worker.snapshot.seed_of("b") == 77
+    assert master.master_gain.target == 0.5 and worker.master_gain.target == 1.0
+    heard = 41 + offset  # the state is given at the first block after the one the beat came in
+    compared = range(heard, worker.counters.blocks)
+    assert [states["worker"][w] for w in compared] == [states["master"][w - offset] for w in compared]
+    assert len({states["worker"][w][0] for w in compared}) == 2  # and a section end given since

@@ -144,6 +144,9 @@ class ScheduleController:
             seed = day_seed(self.piece_seed, day, name)
             if voice.seed != seed:
                 out.append(c.ReseedVoice(name, seed))
+        # The voices of the other machines of several: the command goes to their nodes (node_control).
+        for name in sorted(self.engine.remote_voices):
+            out.append(c.ReseedVoice(name, day_seed(self.piece_seed, day, name)))
 
 
 class ScheduleHandle:

@@ -470,6 +470,62 @@ class RestoreProgramme(Command):
         )
 
 
+@dataclass(frozen=True)
+class AdvanceSection(Command):
+    """End section entry ``entry`` as the programme would by itself: the master's clock on every node.
+
+    Given by the master (``engine/node_sync.py``) for ``due_block``, the block it is due at on the node
+    applying it (each worker's own block); applied ``late`` blocks after that, the new section starts
+    that far in. Does nothing when the programme has entered another section since, or is held, or
+    keeps its own time (one machine, a replay of the master's recording: there it ended the section).
+    """
+
+    name: ClassVar[str] = "section.advance"
+    override = None
+    bounds = ranges(entry=(0, math.inf))
+    due_block: int
+    entry: int
+
+    def apply(self, engine: Engine) -> None:
+        p = engine.programme
+        if not p.follows:
+            return
+        if p.entry != self.entry or p.hold:
+            log.info("section.advance_skipped", entry=self.entry, now_entry=p.entry, hold=p.hold)
+            return
+        if p.next():
+            p.catch_up((engine.counters.blocks - self.due_block) * engine.blocksize)
+
+
+@dataclass(frozen=True)
+class FollowProgramme(Command):
+    """Take the master's programme state at ``due_block`` (a worker joining, or back): section, step,
+    position, hold and entry count; applied later than ``due_block``, it moves on by the blocks missed.
+    A crossfade in progress on the master is not taken: the node starts in the incoming section. A
+    worker starts silent and fades in here (the start-up fade)."""
+
+    name: ClassVar[str] = "section.follow"
+    override = None
+    bounds = ranges(step=(0, math.inf), entry=(0, math.inf), position=(0, math.inf))
+    due_block: int
+    step: int
+    entry: int
+    section: str
+    position: int
+    hold: bool
+
+    def refusal(self, view: EngineSnapshot) -> str | None:
+        return _section_refusal(view, self.section)
+
+    def apply(self, engine: Engine) -> None:
+        p = engine.programme
+        p.restore(self.step, p.names().index(self.section), 0, self.hold)
+        p.position = self.position  # past the length too: the master's advance ends the section
+        p.entry = self.entry
+        p.catch_up((engine.counters.blocks - self.due_block) * engine.blocksize)
+        engine.fade.set(1.0)
+
+
 # ------------------------------------------------------------------------------------------ outside
 @dataclass(frozen=True)
 class ExternalCommand(Command, abstract=True):

@@ -99,6 +99,8 @@ class Engine:
         self.buses: list[NodeBus] = []
         # Commands at a block, on every node of a venue of several machines (None: at once, as always).
         self.lead: CommandLead | None = None
+        # The piece's voices on the other nodes of several machines: commands naming them are theirs.
+        self.remote_voices: frozenset[str] = frozenset()
         # Called with the block index once its commands are applied, right before it is rendered
         # (the recorder takes its checkpoints here).
         self.block_start_listeners: list[Callable[[int], None]] = []
@@ -241,6 +243,8 @@ class Engine:
 
     def _apply(self, cmd: c.Command) -> None:
         """Check, resolve, apply and log one command (engine thread, between blocks)."""
+        if self.remote_voices and getattr(cmd, "voice", None) in self.remote_voices:
+            return  # another node's voice: the command reached that node (runtime/node_control.py)
         self.decoder.wait()  # a command may touch a model: none may be decoding in the background
         sent = cmd  # keeps the sender's origin for a refusal
         reason = self.check(cmd)

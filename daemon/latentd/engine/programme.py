@@ -4,6 +4,9 @@ Orders: ``sequence`` (as listed), ``shuffle`` (each section once per cycle, a ne
 never the same section twice in a row across a cycle boundary when there are more than two), ``weighted``
 (a seeded draw by weight at every step). The section and its length at step ``k`` are pure functions of
 (order, seed, k), so a programme restored to a step continues exactly as it would have.
+
+On several machines the master's programme is the only clock: with ``follows`` set a programme never ends
+a section by itself; commands do (``engine/node_sync.py`` foresees on the master where a section ends).
 """
 
 from __future__ import annotations
@@ -65,6 +68,11 @@ class Programme:
         weights = np.array([max(0.0, s.weight) for s in sections], dtype=np.float64)
         self._p = weights / weights.sum() if weights.sum() > 0 else np.full(len(sections), 1 / len(sections))
         self.step = 0  # transitions since the piece's start; selects section and length
+        # Sections entered (any way: next, goto, restore): an advance names the entry it ends, so one
+        # that a goto overtook does nothing.
+        self.entry = 0
+        # True: sections end only by command (a node of several machines follows the master's clock).
+        self.follows = False
         self.index = self.section_at(0)
         self.length = self.length_at(0, self.index)
         self.position = 0  # samples into the current section
@@ -117,6 +125,7 @@ class Programme:
 
     def _enter(self, index: int, fade: bool) -> None:
         outgoing = self.audible() if fade else frozenset()
+        self.entry += 1
         self.morph_pairs = {}
         self._from = outgoing
         self.index = index
@@ -163,6 +172,23 @@ class Programme:
         self.position = max(0, min(position, self.length - 1))
         self.hold = hold
 
+    def blocks_to_end(self, frames: int) -> int | None:
+        """Blocks of ``frames`` until the section ends by itself: it ends after the ``k``-th block from
+        now, so the next one starts ``k`` blocks from now (None: held, or the end of the programme)."""
+        if self.hold or (not self.loop and self.step + 1 >= len(self.sections)):
+            return None
+        to_length = -(-(self.length - self.position) // frames)
+        to_fade = -(-(self._fade_len - self._fade_pos) // frames) if self.fading else 0
+        return max(1, to_length, to_fade)
+
+    def catch_up(self, frames: int) -> None:
+        """Move ``frames`` on without audio and without ending the section (a node catching up)."""
+        if frames <= 0:
+            return
+        self.position += frames
+        if self.fading:
+            self._fade_pos = min(self._fade_len, self._fade_pos + frames)
+
     # ------------------------------------------------------------------ audio
     def _equal_power(self, frames: int, length: int) -> tuple[np.ndarray, np.ndarray]:
         """Fade-in and fade-out gains (sin, cos) for the next ``frames`` of a fade ``length`` samples long."""
@@ -195,6 +221,6 @@ class Programme:
                 if name in current:
                     out[name] = 1.0
         self.position += frames
-        if self.position >= self.length and not self.hold and not self.fading:
+        if self.position >= self.length and not self.hold and not self.fading and not self.follows:
             self.next()
         return out

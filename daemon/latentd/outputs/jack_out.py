@@ -9,6 +9,7 @@ garbage collection inside the callback) and a numpy view on every call. JACK out
 their address while the port exists, so the callback asks libjack for the buffer address each period
 (as JACK requires) through JACK-Client's cffi handle, and rebuilds its numpy views only when the address
 changes. If that handle is missing (a future JACK-Client), it falls back to ``get_array()`` per period.
+:class:`PortBuffer` does the same for one port outside the speakers' plan (the beat, node inputs).
 
 Period and ring blocksize: equal sizes copy one block per period; a JACK period that divides the ring
 blocksize copies the next part of the current block; a period that is a multiple of the ring blocksize
@@ -41,6 +42,36 @@ _SAMPLE_BYTES = 4
 
 
 BEAT_MODULO = (1 << 24) - 1  # beat values 1 .. 2**24 - 1; 0 is silence (no node)
+
+
+class PortBuffer:
+    """One port's buffer as a numpy view made once: remade only when libjack moves the buffer.
+
+    For ports outside :class:`JackOutput`'s chunk plan (a worker's beat, the master's node inputs). An
+    input port's buffer is the connected output's, so it moves when its connection changes, not per
+    period. Without JACK-Client's cffi handle it falls back to ``get_array()`` every call.
+    """
+
+    __slots__ = ("_addr", "_ptr", "_view", "port")
+
+    def __init__(self, port: jack.Port) -> None:
+        """Wrap ``port`` (registered on an open client)."""
+        self.port = port
+        self._ptr = getattr(port, "_ptr", None)
+        self._addr: Any = None
+        self._view = np.zeros(0, dtype=np.float32)
+
+    @realtime
+    def get(self, frames: int) -> np.ndarray:
+        """The buffer for this period (JACK thread): the same view while libjack keeps its address."""
+        if _PORT_GET_BUFFER is None or self._ptr is None:
+            return self.port.get_array()
+        addr = _PORT_GET_BUFFER(self._ptr, frames)
+        if addr != self._addr or self._view.shape[0] != frames:
+            # First period, a new connection or a new period: one view, then none until the next.
+            self._view = np.frombuffer(_jack_ffi.buffer(addr, frames * _SAMPLE_BYTES), dtype=np.float32)
+            self._addr = addr
+        return self._view
 
 
 class JackOutputError(RuntimeError):
@@ -176,6 +207,7 @@ class JackOutput:
         self._ring = ring
         self._beat = beat
         self._beat_port: jack.OwnPort | None = None
+        self._beat_buffer: PortBuffer | None = None
         self._client_name = client_name
         self._port_names = names
         self._server_name = server_name
@@ -296,6 +328,7 @@ class JackOutput:
             ports = [client.outports.register(name) for name in self._port_names]
             self._ports = ports
             self._beat_port = client.outports.register("beat") if self._beat else None
+            self._beat_buffer = PortBuffer(self._beat_port) if self._beat_port is not None else None
             self._plan(client.blocksize)
             self._server_lost = False
             client.set_process_callback(self._process)
@@ -372,9 +405,9 @@ class JackOutput:
             else:
                 for i, port in enumerate(self._ports):
                     self._bind(i, port.get_array())
-            if self._beat_port is not None:
+            if self._beat_buffer is not None:
                 # Below 2**24 every integer is exact in float32; the master reads it modulo that.
-                self._beat_port.get_array().fill(float(self._ring.blocks_read % BEAT_MODULO + 1))
+                self._beat_buffer.get(frames).fill(self._ring.blocks_read % BEAT_MODULO + 1)
             read_into = self._ring.read_into
             for chunk in self._chunks:
                 read_into(chunk)

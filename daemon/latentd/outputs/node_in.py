@@ -12,14 +12,28 @@ the netmanager when the node joins, gone when it leaves) and connects them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import jack
 import numpy as np
 from structlog.typing import FilteringBoundLogger
 
 from latentd.engine.ring import BlockRing
-from latentd.outputs.jack_out import JackOutputError, open_client
+from latentd.outputs.jack_out import JackOutputError, PortBuffer, open_client
 from latentd.outputs.netjack import node_ports
+from latentd.realtime import realtime
+
+
+class _NodePlan(NamedTuple):
+    """What the callback needs for one node: its ring, the block it fills, each speaker's row of that
+    block with its port's buffer, the beat's row and the beat port's buffer."""
+
+    node: str
+    ring: BlockRing
+    block: np.ndarray
+    rows: list[tuple[np.ndarray, PortBuffer]]
+    beat_row: np.ndarray
+    beat: PortBuffer
 
 
 class NodeInputs:
@@ -27,6 +41,7 @@ class NodeInputs:
 
     Attributes:
         dropped: Blocks a full ring could not take (the engine stalled), by node.
+        callbacks: Periods the process callback ran.
     """
 
     def __init__(
@@ -58,8 +73,11 @@ class NodeInputs:
         self.server_name = server_name
         self.log = log
         self.dropped = dict.fromkeys(rings, 0)
+        self.callbacks = 0
         self._client: jack.Client | None = None
         self._ports: dict[str, list[jack.OwnPort]] = {}
+        # Per node, made once so that the callback only copies: see _NodePlan.
+        self._plans: list[_NodePlan] = []
         self._present = dict.fromkeys(rings, False)
         self._sources: dict[str, list[str]] = {node: [] for node in rings}
         self._blocks = {
@@ -84,6 +102,12 @@ class NodeInputs:
             node: [client.inports.register(f"{node}_{name}") for name in [*self.speakers, "beat"]]
             for node in self.rings
         }
+        self._plans = []
+        for node, ports in self._ports.items():
+            block = self._blocks[node]
+            rows = [(block[i], PortBuffer(port)) for i, port in enumerate(ports[:-1])]
+            beat = PortBuffer(ports[-1])
+            self._plans.append(_NodePlan(node, self.rings[node], block, rows, block[-1], beat))
         client.set_process_callback(self._process)
         client.activate()
         self._client = client
@@ -130,18 +154,22 @@ class NodeInputs:
                 if not present:
                     self._sources[node] = []
 
+    @realtime
     def _process(self, frames: int) -> None:
-        """JACK process callback: each node's ports into its ring. Never raises."""
+        """JACK process callback: each node's ports into its ring. Real-time: copies into blocks made at
+        start, through port views made once (see ``PortBuffer``); never raises."""
         try:
-            for node, ports in self._ports.items():
-                block = self._blocks[node]
+            self.callbacks += 1
+            present = self._present
+            for plan in self._plans:
+                block = plan.block
                 if frames != block.shape[1]:
                     continue
-                for c, port in enumerate(ports[:-1]):
-                    block[c] = port.get_array()
+                for row, buffer in plan.rows:
+                    np.copyto(row, buffer.get(frames))
                 # The worker's beat: the block it plays, plus one (0: its program is not there).
-                block[-1] = ports[-1].get_array()[0] if self._present[node] else 0.0
-                if not self.rings[node].write(block):
-                    self.dropped[node] += 1
+                plan.beat_row.fill(plan.beat.get(frames)[0] if present[plan.node] else 0.0)
+                if not plan.ring.write(block):
+                    self.dropped[plan.node] += 1
         except BaseException:
             return

@@ -24,7 +24,7 @@ from latentd.diffusion.piece_pools import PiecePools
 from latentd.engine import commands as c
 from latentd.engine.engine import Engine
 from latentd.engine.node_bus import NodeBus
-from latentd.engine.node_sync import CommandLead
+from latentd.engine.node_sync import CommandLead, ProgrammeClock
 from latentd.engine.ring import BlockRing
 from latentd.offline.build import build_engine
 from latentd.offline.snapshot import snapshot_now
@@ -181,7 +181,10 @@ class EngineHost:
         # Before the first block: resume where the state file says, then let the clock decide whether the
         # venue is open (a closed venue starts silent).
         restore_state(engine, state_path(config), log)
-        self.schedule = start_scheduler(engine, config, log)
+        venue = config.venue
+        if venue.node not in venue.nodes or venue.nodes[venue.node].role != "worker":
+            # A worker has no schedule of its own: the master's opens, closes and reseeds for it.
+            self.schedule = start_scheduler(engine, config, log)
         self.state = StateWriter(engine, state_path(config), config.venue.schedule.state_every_s, log).start()
         if config.venue.web.enabled:
             # Made before the worker starts: the feed's meter listens to the engine thread's blocks.
@@ -210,13 +213,20 @@ class EngineHost:
 
     def _join_nodes(self, engine: Engine) -> None:
         """A venue of several machines: the master mixes its workers and sends them its commands with
-        their blocks; a worker applies them at those blocks (``engine/node_sync.py``)."""
+        their blocks; a worker applies them at those blocks (``engine/node_sync.py``). The master's
+        programme is the clock: a worker's never ends a section by itself."""
         venue = self.config.venue
         if venue.node not in venue.nodes:
             return
         ring_blocks = venue.jack.ring_blocks
+        engine.remote_voices = frozenset(
+            voice for name, node in venue.nodes.items() if name != venue.node for voice in node.voices
+        )
         if venue.nodes[venue.node].role == "worker":
             engine.lead = CommandLead(0)
+            engine.programme.follows = True
+            # Silent until the master's programme reaches it (FollowProgramme): never a section of its own.
+            engine.fade.set(0.0, now=True)
             this = venue.nodes[venue.node]
             self.receiver = NodeReceiver(engine, this.address, this.control_port).start()
             return
@@ -231,9 +241,13 @@ class EngineHost:
         if buses:
             # Ahead of the worker's block: its ring, the network, this cushion, and some more.
             engine.lead = CommandLead(3 * ring_blocks + 8)
+            clock = ProgrammeClock(engine, engine.lead)
             targets = {n: (venue.nodes[n].address, venue.nodes[n].control_port) for n in buses}
-            self.sender = NodeSender(buses, targets)
+            self.sender = NodeSender(buses, targets, clock)
             engine.lead.listeners.append(self.sender)
+            # The sender first: a node heard again gets the state before any new section end.
+            engine.block_start_listeners.append(self.sender.on_block)
+            engine.block_start_listeners.append(clock)
 
     def _answer(self, cmd: c.Command, address: str, args: list[Any]) -> None:
         if self.osc is not None:

@@ -3,13 +3,19 @@
 One datagram per command and worker, JSON: ``{"block": <worker block>, "command": <Command.to_json()>}``.
 The master's engine gives each command its block (``engine/node_sync.py``); :class:`NodeSender` turns it
 into each worker's block with that worker's measured offset (``NodeBus.offset_blocks``) and sends it to
-the worker's ``address:control_port``; a node not heard (no offset) gets nothing: it follows the master
-again from the next command on. :class:`NodeReceiver` runs on each worker, in a thread of its own, and
-queues what arrives with ``Engine.submit_at``. Bad datagrams are logged and dropped.
+the worker's ``address:control_port``; a node not heard (no offset) gets nothing. When a node is heard
+again (it joined, or came back) it first gets the master's programme as it is at that block
+(``FollowProgramme``: section, step, position, hold), the section end already given, if any, so it
+plays the section the master plays, and the last seed given to each voice (the daily reseed). A
+command that names its own block (``AdvanceSection``, ``FollowProgramme``) carries each worker's. The
+master section's commands (master gain, mute, opening fades) are not sent: the master applies them to
+its workers' audio as to its own. :class:`NodeReceiver` runs on each worker, in a thread of its own,
+and queues what arrives with ``Engine.submit_at``. Bad datagrams are logged and dropped.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import threading
@@ -20,8 +26,13 @@ import structlog
 from latentd.engine import commands as c
 from latentd.engine.engine import Engine
 from latentd.engine.node_bus import NodeBus
+from latentd.engine.node_sync import ProgrammeClock
 
 log = structlog.get_logger("latentd.runtime.node_control")
+
+# The master's own section applies these to its workers' audio too (it is mixed in before it): sent, they
+# would count twice.
+MASTER_SECTION = (c.SetMasterGain, c.SetMasterMute, c.SetOpen)
 
 _MAX_DATAGRAM = 65507
 
@@ -29,16 +40,27 @@ _MAX_DATAGRAM = 65507
 class NodeSender:
     """Sends the master's commands to its workers (a ``CommandLead`` listener; engine thread)."""
 
-    def __init__(self, buses: Mapping[str, NodeBus], targets: Mapping[str, tuple[str, int]]) -> None:
+    def __init__(
+        self,
+        buses: Mapping[str, NodeBus],
+        targets: Mapping[str, tuple[str, int]],
+        clock: ProgrammeClock | None = None,
+    ) -> None:
         """Send to ``targets[node]`` with ``buses[node]``'s offset.
 
         Args:
             buses: The master's bus of each worker node.
             targets: Each worker's ``(address, control_port)``.
+            clock: The master's programme clock: a node heard again gets its programme (see
+                :meth:`on_block`); None sends commands only.
         """
         self.buses = dict(buses)
         self.targets = dict(targets)
+        self.clock = clock
         self.sent = 0
+        self._heard: set[str] = set()
+        # The last seed given to each voice (the daily reseed): a node heard again gets them too.
+        self._seeds: dict[str, c.ReseedVoice] = {}
         self._sock = socket.socket(
             socket.AF_INET6 if any(":" in a for a, _ in targets.values()) else socket.AF_INET,
             socket.SOCK_DGRAM,
@@ -47,15 +69,49 @@ class NodeSender:
 
     def __call__(self, block: int, command: c.Command) -> None:
         """Send ``command``, due at master block ``block``, to every worker heard."""
+        if isinstance(command, MASTER_SECTION):
+            return
+        if isinstance(command, c.ReseedVoice):
+            self._seeds[command.voice] = command
         for node, bus in self.buses.items():
             if bus.offset_blocks is None or not bus.present:
                 continue
-            payload = json.dumps({"block": block + bus.offset_blocks, "command": command.to_json()})
-            try:
-                self._sock.sendto(payload.encode(), self.targets[node])
-                self.sent += 1
-            except OSError as exc:
-                log.warning("node.send_failed", node=node, target=str(self.targets[node]), reason=str(exc))
+            self._send(node, block + bus.offset_blocks, command)
+
+    def on_block(self, block: int) -> None:
+        """At the start of master block ``block`` (engine thread): a node heard again gets the programme."""
+        for node, bus in self.buses.items():
+            offset = bus.offset_blocks if bus.present else None
+            if (offset is not None) == (node in self._heard):
+                continue
+            if offset is None:
+                self._heard.discard(node)
+                continue
+            self._heard.add(node)
+            if self.clock is not None:
+                self._follow(node, block, offset, self.clock)
+
+    def _follow(self, node: str, block: int, offset: int, clock: ProgrammeClock) -> None:
+        """Send ``node`` the programme as it is at master block ``block``, and the section end given."""
+        p = clock.engine.programme
+        state = c.FollowProgramme(block + offset, p.step, p.entry, p.current.name, p.position, p.hold)
+        log.info("node.follow", node=node, block=block, section=state.section, position=p.position)
+        self._send(node, block + offset, state)
+        for seed in self._seeds.values():
+            self._send(node, block + offset, seed)
+        pending = clock.pending
+        if pending is not None and pending[0] == p.entry and pending[1] > block:
+            self._send(node, pending[1] + offset, c.AdvanceSection(pending[1], p.entry))
+
+    def _send(self, node: str, block: int, command: c.Command) -> None:
+        if isinstance(command, c.AdvanceSection | c.FollowProgramme):
+            command = dataclasses.replace(command, due_block=block)  # the block on the worker's count
+        payload = json.dumps({"block": block, "command": command.to_json()})
+        try:
+            self._sock.sendto(payload.encode(), self.targets[node])
+            self.sent += 1
+        except OSError as exc:
+            log.warning("node.send_failed", node=node, target=str(self.targets[node]), reason=str(exc))
 
     def close(self) -> None:
         """Close the socket."""

@@ -35,6 +35,7 @@ from latentd.engine.ring import BlockRing
 from latentd.engine.shared_ring import XRUNS, SharedBlockRing, remove_stale_segments
 from latentd.outputs.jack_out import JackOutput
 from latentd.outputs.jackd import JackServer
+from latentd.outputs.netjack import NetjackError, load_netmanager, unload_netmanager
 from latentd.outputs.node_beat import NodeBeat
 from latentd.outputs.node_in import NodeInputs
 from latentd.runtime.diagnostics import StackDumpSignal, enable_fatal_dumps
@@ -73,6 +74,10 @@ def port_names(config: Config) -> tuple[list[str], list[str] | None]:
     """(our port names, ports to connect them to or None for system:playback_1..N)."""
     speakers = config.layout.speakers
     names = [s.name for s in speakers]
+    if is_worker(config):
+        # Its speakers go to its net driver's ports, in channel order, whatever ports the layout names
+        # (those are the master's sound card's).
+        return names, None
     jack = config.venue.jack
     if jack.playback_ports:
         return names, list(jack.playback_ports)
@@ -219,6 +224,8 @@ class Supervisor:
             self._undo.callback(lambda: server.stop(min(5.0, self._grace_s())))
             server.start()
             server_name = server.name
+            if self.node_rings:
+                self._serve_nodes(server.name, config)
         names, connect = port_names(config)
         output = self.output = JackOutput(
             self.ring,
@@ -261,6 +268,27 @@ class Supervisor:
             engine="process" if self.child is not None else "thread",
         )
         return None
+
+    def _serve_nodes(self, server_name: str, config: Config) -> None:
+        """The master of several machines on a jackd of its own: load the netmanager, on the node's
+        address, so workers join; unloaded first at shutdown (with it, jackd takes ~13 s to stop)."""
+        address = config.venue.nodes[config.venue.node].address
+        try:
+            load_netmanager(server_name, address)
+        except NetjackError as exc:
+            log.error("node.netmanager_failed", reason=str(exc), action="playing without worker nodes")
+            return
+        log.info("node.netmanager_loaded", server=server_name, address=address)
+
+        def unload() -> None:
+            try:
+                unload_netmanager(server_name)
+            except NetjackError as exc:
+                log.warning("node.netmanager_unload_failed", reason=str(exc))
+                return
+            log.info("node.netmanager_unloaded", server=server_name)
+
+        self._undo.callback(unload)
 
     def main_loop(self) -> int:
         """Tick until a signal, the duration or a failed engine stops it; returns the exit status."""
