@@ -14,12 +14,14 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import soundfile as sf
 
 from latentd.modelkit.builder import SynthSpec
+from latentd.outputs.jackd import JackServer
 from tests.jackfixtures import JackCapture, jack_capture_factory
 from tests.nodes.daemons import NsDaemon, last_sound, listen, two_nodes
 from tests.nodes.netns import NetnsNet, unavailable_reason, wait_until
@@ -63,6 +65,58 @@ def _recording(tmp_path: Path) -> np.ndarray:
     return audio
 
 
+PAIR_VOICES = {"here": {"route": ["L"]}, "there": {"route": ["R"]}}
+
+
+def _on_off(on_s: float, off_s: float) -> dict[str, Any]:
+    """A piece whose section "on" plays both nodes' voices and "off" only a silent voice of the master."""
+    return {
+        "voices": {**PAIR_VOICES, "quiet": {"route": ["L"], "gain": 0.0}},
+        "master_voices": ["here", "quiet"],
+        "sections": [
+            {"name": "on", "voices": ["here", "there"], "duration_s": on_s},
+            {"name": "off", "voices": ["quiet"], "duration_s": off_s},
+        ],
+    }
+
+
+def _pair(
+    tmp_path: Path,
+    net: NetnsNet,
+    daemons: list[NsDaemon],
+    model_factory: MakeModel,
+    seconds: float,
+    **piece: Any,
+) -> tuple[JackServer, Path, NsDaemon, NsDaemon]:
+    """A master jackd with its netmanager and a worker's net jackd (2 speakers and the heartbeat), and
+    latentd on each in its node's namespace, where its address is (the worker listens there for commands):
+    the master's jackd, the config, the master's and the worker's latentd."""
+    master = net.master_server(period=256, playback_channels=2, listen=net.master.address)
+    worker = net.worker_server(0, playback_channels=3, latency=2)
+    config = two_nodes(tmp_path, net, _model(model_factory), master.name, worker.name, **piece)
+    hub = NsDaemon(net.master.netns, config, seconds, "--node", "hub")
+    daemons.append(hub)
+    n1 = NsDaemon(net.workers[0].netns, config, seconds, "--node", "n1")
+    daemons.append(n1)
+    return master, config, hub, n1
+
+
+def _hear_both(capture_factory: MakeCapture, master: JackServer, hub: NsDaemon, n1: NsDaemon) -> JackCapture:
+    """A capture of the master's speakers, once both nodes' voices sound there."""
+    capture = capture_factory(master.name, 2, 48000)
+    capture.connect(hub.wait_ports(master.name, "latentd", 2))
+    both = listen(capture, lambda rms: (rms > 1e-3).all(), hub, n1)
+    assert (both > 1e-3).all(), f"RMS at the master's speakers {both}; master log:\n{hub.finish()}"
+    return capture
+
+
+def _stop(*nodes: NsDaemon) -> None:
+    for node in nodes:
+        node.proc.terminate()
+    for node in nodes:
+        node.finish()
+
+
 def test_a_workers_voice_is_on_the_masters_speakers_and_in_its_recording(
     tmp_path: Path,
     net: NetnsNet,
@@ -70,28 +124,11 @@ def test_a_workers_voice_is_on_the_masters_speakers_and_in_its_recording(
     model_factory: MakeModel,
     jack_capture_factory: MakeCapture,
 ) -> None:
-    master = net.master_server(period=256, playback_channels=2, listen=net.master.address)
-    worker = net.worker_server(0, playback_channels=3, latency=2)  # 2 speakers and the heartbeat
-    config = two_nodes(
-        tmp_path,
-        net,
-        _model(model_factory),
-        master.name,
-        worker.name,
-        voices={"here": {"route": ["L"]}, "there": {"route": ["R"]}},
-        master_voices=["here"],
+    master, config, hub, n1 = _pair(
+        tmp_path, net, daemons, model_factory, 60.0, voices=PAIR_VOICES, master_voices=["here"]
     )
-    # Each latentd in its node's namespace, where its address is (the worker listens on it for commands).
-    hub = NsDaemon(net.master.netns, config, 60.0, "--node", "hub")
-    daemons.append(hub)
-    n1 = NsDaemon(net.workers[0].netns, config, 60.0, "--node", "n1")
-    daemons.append(n1)
-    ports = hub.wait_ports(master.name, "latentd", 2)
-    capture = jack_capture_factory(master.name, 2, 48000)
-    capture.connect(ports)
     # The worker plays into its jackd: its right speaker arrives as n1:from_slave_2 and in the mix.
-    both = listen(capture, lambda rms: (rms > 1e-3).all(), hub, n1)
-    assert (both > 1e-3).all(), f"RMS at the master's speakers {both}; master log:\n{hub.finish()}"
+    capture = _hear_both(jack_capture_factory, master, hub, n1)
     n1.proc.kill()
     n1.finish()
     alone = listen(capture, lambda rms: rms[0] > 1e-3 and rms[1] < 1e-6, hub)
@@ -100,10 +137,7 @@ def test_a_workers_voice_is_on_the_masters_speakers_and_in_its_recording(
     daemons.append(n1)
     back = listen(capture, lambda rms: (rms > 1e-3).all(), hub, n1)
     assert (back > 1e-3).all(), f"RMS with the worker back {back}"
-    hub.proc.terminate()
-    n1.proc.terminate()
-    hub.finish()
-    n1.finish()
+    _stop(hub, n1)
     log = "\n".join(hub.lines[-40:])
     assert [e["event"] for e in hub.events("node.back") + hub.events("node.lost")] == [
         "node.back",
@@ -136,30 +170,17 @@ def test_an_operators_section_change_lands_on_both_nodes_within_one_period(
     model_factory: MakeModel,
     jack_capture_factory: MakeCapture,
 ) -> None:
-    master = net.master_server(period=256, playback_channels=2, listen=net.master.address)
-    worker = net.worker_server(0, playback_channels=3, latency=2)
-    config = two_nodes(
+    master, _, hub, n1 = _pair(
         tmp_path,
         net,
-        _model(model_factory),
-        master.name,
-        worker.name,
-        voices={"here": {"route": ["L"]}, "there": {"route": ["R"]}, "quiet": {"route": ["L"], "gain": 0.0}},
-        master_voices=["here", "quiet"],
-        sections=[
-            {"name": "on", "voices": ["here", "there"], "duration_s": 3600.0},
-            {"name": "off", "voices": ["quiet"], "duration_s": 3600.0},
-        ],
+        daemons,
+        model_factory,
+        60.0,
+        **_on_off(3600.0, 3600.0),
+        # A fixed port is free in the master's own, fresh network namespace.
         osc={"enabled": True, "port": 9000},
     )
-    hub = NsDaemon(net.master.netns, config, 60.0, "--node", "hub")
-    daemons.append(hub)
-    n1 = NsDaemon(net.workers[0].netns, config, 60.0, "--node", "n1")
-    daemons.append(n1)
-    capture = jack_capture_factory(master.name, 2, 48000)
-    capture.connect(hub.wait_ports(master.name, "latentd", 2))
-    both = listen(capture, lambda rms: (rms > 1e-3).all(), hub, n1)
-    assert (both > 1e-3).all(), f"RMS at the master's speakers {both}"
+    capture = _hear_both(jack_capture_factory, master, hub, n1)
     time.sleep(0.5)  # the master has measured the worker's offset
     osc = ["oscsend", "127.0.0.1", "9000", "/section/goto", "s", "off"]
     sent = subprocess.run(["ip", "netns", "exec", net.master.netns, *osc], capture_output=True, check=False)
@@ -167,10 +188,7 @@ def test_an_operators_section_change_lands_on_both_nodes_within_one_period(
     quiet = listen(capture, lambda rms: (rms < 1e-6).all(), hub, n1)
     assert (quiet < 1e-6).all(), f"RMS after the section change {quiet}"
     time.sleep(0.5)
-    hub.proc.terminate()
-    n1.proc.terminate()
-    hub.finish()
-    n1.finish()
+    _stop(hub, n1)
     _skew(tmp_path, hub, n1, "section change")
 
 
@@ -181,37 +199,20 @@ def test_the_programmes_own_section_change_lands_on_both_nodes_within_one_period
     model_factory: MakeModel,
     jack_capture_factory: MakeCapture,
 ) -> None:
-    master = net.master_server(period=256, playback_channels=2, listen=net.master.address)
-    worker = net.worker_server(0, playback_channels=3, latency=2)
     # Short sections in a loop: whenever the worker joins, an "on" follows that both nodes play, and
     # its end (the master's time) silences both; "off" is long enough to stop the daemons in it.
-    config = two_nodes(
+    master, _, hub, n1 = _pair(
         tmp_path,
         net,
-        _model(model_factory),
-        master.name,
-        worker.name,
-        voices={"here": {"route": ["L"]}, "there": {"route": ["R"]}, "quiet": {"route": ["L"], "gain": 0.0}},
-        master_voices=["here", "quiet"],
-        sections=[
-            {"name": "on", "voices": ["here", "there"], "duration_s": 5.0},
-            {"name": "off", "voices": ["quiet"], "duration_s": 6.0},
-        ],
+        daemons,
+        model_factory,
+        90.0,
+        **_on_off(5.0, 6.0),
     )
-    hub = NsDaemon(net.master.netns, config, 90.0, "--node", "hub")
-    daemons.append(hub)
-    n1 = NsDaemon(net.workers[0].netns, config, 90.0, "--node", "n1")
-    daemons.append(n1)
-    capture = jack_capture_factory(master.name, 2, 48000)
-    capture.connect(hub.wait_ports(master.name, "latentd", 2))
-    both = listen(capture, lambda rms: (rms > 1e-3).all(), hub, n1)
-    assert (both > 1e-3).all(), f"RMS at the master's speakers {both}"
+    capture = _hear_both(jack_capture_factory, master, hub, n1)
     quiet = listen(capture, lambda rms: (rms < 1e-6).all(), hub, n1)
     assert (quiet < 1e-6).all(), f"RMS after the section's end {quiet}"
-    hub.proc.terminate()
-    n1.proc.terminate()
-    hub.finish()
-    n1.finish()
+    _stop(hub, n1)
     # The worker never ended a section itself: each came from the master, at the master's block.
     advances = [e for e in n1.events("command.applied") if e.get("cmd") == "section.advance"]
     assert advances, "\n".join(n1.lines[-40:])
@@ -225,21 +226,9 @@ def test_a_worker_waits_for_a_lost_master_and_follows_it_back(
     model_factory: MakeModel,
     jack_capture_factory: MakeCapture,
 ) -> None:
-    master = net.master_server(period=256, playback_channels=2, listen=net.master.address)
-    worker = net.worker_server(0, playback_channels=3, latency=2)
-    config = two_nodes(
-        tmp_path,
-        net,
-        _model(model_factory),
-        master.name,
-        worker.name,
-        voices={"here": {"route": ["L"]}, "there": {"route": ["R"]}},
-        master_voices=["here"],
+    master, config, hub, n1 = _pair(
+        tmp_path, net, daemons, model_factory, 120.0, voices=PAIR_VOICES, master_voices=["here"]
     )
-    hub = NsDaemon(net.master.netns, config, 120.0, "--node", "hub")
-    daemons.append(hub)
-    n1 = NsDaemon(net.workers[0].netns, config, 120.0, "--node", "n1")
-    daemons.append(n1)
     # Heard from the logs: a JACK client of this process would outlive the master's jackd.
     hub.wait_event("node.back")  # the worker's voice is in the master's mix
     n1.wait_event("node.master_joined")
@@ -259,16 +248,10 @@ def test_a_worker_waits_for_a_lost_master_and_follows_it_back(
     hub = NsDaemon(net.master.netns, config, 120.0, "--node", "hub")
     daemons.append(hub)
     n1.wait_event("node.master_joined", count=2)  # at its start, and now
-    capture = jack_capture_factory(master.name, 2, 48000)
-    capture.connect(hub.wait_ports(master.name, "latentd", 2))
-    back = listen(capture, lambda rms: (rms > 1e-3).all(), hub, n1)
-    assert (back > 1e-3).all(), f"RMS with the master back {back}"
+    _hear_both(jack_capture_factory, master, hub, n1)  # with the master back
     # The new master gave the worker its programme; the worker took it.
     assert wait_until(lambda: _follows(n1) > follows, 30.0), "\n".join(n1.lines[-40:])
-    hub.proc.terminate()
-    n1.proc.terminate()
-    hub.finish()
-    n1.finish()
+    _stop(hub, n1)
     assert [e["event"] for e in hub.events("node.back")] == ["node.back"], "\n".join(hub.lines[-40:])
     assert len(hub.events("node.follow")) == 1, "\n".join(hub.lines[-40:])
     assert [e["event"] for e in n1.events("node.master_lost")] == ["node.master_lost"]
@@ -284,7 +267,7 @@ def test_a_master_on_a_jackd_of_its_own_serves_its_workers(
         _model(model_factory),
         f"latentd-test-{net.tag}-own",
         worker.name,
-        voices={"here": {"route": ["L"]}, "there": {"route": ["R"]}},
+        voices=PAIR_VOICES,
         master_voices=["here"],
         jack={"start_server": True, "driver": "dummy", "period": 256},
     )

@@ -16,6 +16,7 @@ blocksize copies the next part of the current block; a period that is a multiple
 copies several blocks. Any other pair is refused at start.
 """
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -76,6 +77,14 @@ class PortBuffer:
 
 class JackOutputError(RuntimeError):
     """The JACK output cannot play: no server, wrong samplerate, incompatible period, bad names."""
+
+
+def close_client(client: jack.Client | None) -> None:
+    """Deactivate and close ``client`` (None: nothing); a server already gone is not an error."""
+    if client is not None:
+        with contextlib.suppress(jack.JackError):
+            client.deactivate()
+            client.close()
 
 
 def open_client(name: str, server_name: str | None) -> jack.Client:

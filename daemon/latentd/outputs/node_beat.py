@@ -11,13 +11,12 @@ loop) connects them again whenever the system ports are new.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 
 import jack
 from structlog.typing import FilteringBoundLogger
 
-from latentd.outputs.jack_out import open_client
+from latentd.outputs.jack_out import close_client, open_client
 
 
 class NodeBeat:
@@ -52,10 +51,7 @@ class NodeBeat:
     def stop(self) -> None:
         """Close. Idempotent."""
         client, self._client = self._client, None
-        if client is not None:
-            with contextlib.suppress(jack.JackError):
-                client.deactivate()
-                client.close()
+        close_client(client)
 
     def poll(self) -> None:
         """Connect the sources to the system ports when those are new (every ~100 ms)."""

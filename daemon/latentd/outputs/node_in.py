@@ -19,7 +19,7 @@ import numpy as np
 from structlog.typing import FilteringBoundLogger
 
 from latentd.engine.ring import BlockRing
-from latentd.outputs.jack_out import JackOutputError, PortBuffer, open_client
+from latentd.outputs.jack_out import JackOutputError, PortBuffer, close_client, open_client
 from latentd.outputs.netjack import node_ports
 from latentd.realtime import realtime
 
@@ -116,12 +116,7 @@ class NodeInputs:
     def stop(self) -> None:
         """Deactivate and close. Idempotent."""
         client, self._client = self._client, None
-        if client is not None:
-            try:
-                client.deactivate()
-                client.close()
-            except jack.JackError:
-                pass
+        close_client(client)
 
     def poll(self) -> None:
         """Find each node's ports and connect them (from the main loop, every ~100 ms)."""
