@@ -80,6 +80,23 @@ class VoiceBuilder:
         """The file the voices are configured in (problems name it)."""
         return self.config.piece_dir / "piece.toml"
 
+    def source(self, name: str, info: ModelInfo, seed: int, problems: list[Problem]) -> Source | None:
+        """Voice ``name``'s latent source for a model described by ``info``; None (a problem appended to
+        ``problems``, naming ``voices.<name>.source``) when it cannot be built for that model."""
+        vc = self.config.piece.voices[name]
+        try:
+            return build_source(
+                vc.source,
+                latent_size=info.latent_size,
+                latent_rate_hz=info.latent_rate_hz,
+                ratio=info.ratio,
+                seed=seed,
+                base_dir=self.config.piece_dir,
+            )
+        except ValueError as exc:
+            problems.append(Problem(self.piece_file, f"voices.{name}.source", vc.source.kind, str(exc)))
+            return None
+
     def build(
         self,
         name: str,
@@ -111,17 +128,8 @@ class VoiceBuilder:
         if seed is None:
             seed = voice_seed(self.seed, name) if vc.seed is None else vc.seed
         if source is None:
-            try:
-                source = build_source(
-                    vc.source,
-                    latent_size=info.latent_size,
-                    latent_rate_hz=info.latent_rate_hz,
-                    ratio=info.ratio,
-                    seed=seed,
-                    base_dir=self.config.piece_dir,
-                )
-            except ValueError as exc:
-                problems.append(Problem(file, f"{key}.source", vc.source.kind, str(exc)))
+            source = self.source(name, info, seed, problems)
+            if source is None:
                 return None
             warn_pd_seeds(vc.source, info.latent_size, file, f"{key}.source")
         constants = {k: float(v) for k, v in vc.conditioning.items() if isinstance(v, int | float)}
@@ -297,18 +305,9 @@ def fit_problems(builder: VoiceBuilder, name: str, info: ModelInfo, *, every_set
     vc = builder.config.piece.voices[name]
     key = f"voices.{name}"
     problems: list[Problem] = []
-    try:
-        source = build_source(
-            vc.source,
-            latent_size=info.latent_size,
-            latent_rate_hz=info.latent_rate_hz,
-            ratio=info.ratio,
-            seed=voice_seed(builder.seed, name) if vc.seed is None else vc.seed,
-            base_dir=builder.config.piece_dir,
-        )
-    except ValueError as exc:
-        problems.append(Problem(builder.piece_file, f"{key}.source", vc.source.kind, str(exc)))
-    else:
+    seed = voice_seed(builder.seed, name) if vc.seed is None else vc.seed
+    source = builder.source(name, info, seed, problems)
+    if source is not None:
         _close(source)
     builder._per_dim(vc.bias, 0.0, info.latent_size, f"{key}.bias", problems)
     builder._per_dim(vc.scale, 1.0, info.latent_size, f"{key}.scale", problems)
