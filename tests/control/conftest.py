@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -52,6 +53,24 @@ def make_engine(osc_piece: Path) -> Callable[[], Engine]:
 @pytest.fixture
 def engine(make_engine) -> Engine:
     return make_engine()
+
+
+@pytest.fixture
+def serve(engine: Engine) -> Iterator[Callable[..., OscServer]]:
+    """Starts OSC servers on a free loopback port for ``engine`` (or another engine: ``target``); stops
+    them after the test."""
+    servers: list[OscServer] = []
+
+    def start(target: Engine | None = None, **config: Any) -> OscServer:
+        live = target or engine
+        server = OscServer(live, OscConfig(**config), make_status_provider(live), port=0)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
 
 
 def make_server(engine: Engine, **config) -> OscServer:

@@ -42,22 +42,6 @@ class Logged:
         return [kw for _, e, kw in self.records if e == name]
 
 
-@pytest.fixture
-def serve(engine):
-    servers: list[OscServer] = []
-
-    def start(target: Engine | None = None, **config) -> OscServer:
-        live = target or engine
-        server = OscServer(live, OscConfig(**config), make_status_provider(live), port=0)
-        server.start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
 @contextmanager
 def client() -> Iterator[socket.socket]:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:

@@ -19,21 +19,6 @@ from tests.control.udp import receive, status
 TIMEOUT_S = 10.0  # generous: only a failure waits this long
 
 
-@pytest.fixture
-def running(engine):
-    servers: list[OscServer] = []
-
-    def start(**config) -> OscServer:
-        server = OscServer(engine, OscConfig(**config), make_status_provider(engine), port=0)
-        server.start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
 def client(host: str = "127.0.0.1") -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind((host, 0))
@@ -41,8 +26,8 @@ def client(host: str = "127.0.0.1") -> socket.socket:
     return sock
 
 
-def test_sender_outside_the_allowlist_gets_nothing_and_changes_nothing(running, engine):
-    server = running(allow=[])
+def test_sender_outside_the_allowlist_gets_nothing_and_changes_nothing(serve, engine):
+    server = serve(allow=[])
     with client("127.0.0.2") as foreign, client() as local:
         foreign.sendto(encode_message("/voice/v/gain", [0.0]), server.address)
         foreign.sendto(encode_message("/status"), server.address)
@@ -56,8 +41,8 @@ def test_sender_outside_the_allowlist_gets_nothing_and_changes_nothing(running, 
     assert engine.command_log == []
 
 
-def test_errors_and_status_go_back_to_the_sender(running, engine):
-    server = running()
+def test_errors_and_status_go_back_to_the_sender(serve, engine):
+    server = serve()
     with client() as sock:
         sock.sendto(encode_message("/voice/v/gain", [9.0]), server.address)
         error = receive(sock)
@@ -68,8 +53,8 @@ def test_errors_and_status_go_back_to_the_sender(running, engine):
     assert [cmd for _, cmd in engine.command_log] == [c.SetVoiceGain("v", 0.5)]
 
 
-def test_far_future_bundle_does_not_stall_the_server(running, engine):
-    server = running()
+def test_far_future_bundle_does_not_stall_the_server(serve, engine):
+    server = serve()
     hour_ahead = (int(time.time()) + 2_208_988_800 + 3600) << 32  # NTP seconds in the high word
     with client() as sock:
         sock.sendto(encode_bundle([encode_message("/section/hold", [1])], timetag=hour_ahead), server.address)
@@ -78,8 +63,8 @@ def test_far_future_bundle_does_not_stall_the_server(running, engine):
     assert engine.programme.hold is True
 
 
-def test_a_flood_neither_crashes_nor_stalls_the_server(running, engine):
-    server = running(allow=["127.0.0.0/8"], rate_limit_per_s=100.0, rate_burst=50)
+def test_a_flood_neither_crashes_nor_stalls_the_server(serve, engine):
+    server = serve(allow=["127.0.0.0/8"], rate_limit_per_s=100.0, rate_burst=50)
     good = encode_message("/voice/w/trigger")
     junk = encode_message("/voice/w/gain", ["x"])[:-3]
     with client("127.0.0.3") as flooder, client() as local:
@@ -105,8 +90,8 @@ def test_a_flood_neither_crashes_nor_stalls_the_server(running, engine):
     assert server._thread is not None and server._thread.is_alive()
 
 
-def test_bind_failure_is_a_clear_error(engine, running):
-    server = running()
+def test_bind_failure_is_a_clear_error(engine, serve):
+    server = serve()
     other = OscServer(engine, OscConfig(), make_status_provider(engine), port=server.address[1])
     with pytest.raises(OscServerError, match=r"cannot listen for OSC on 127\.0\.0\.1"):
         other.start()
@@ -131,8 +116,8 @@ def test_parse_arg_types_by_form_and_prefix():
         parse_arg("i:x")
 
 
-def test_send_round_trip(running, engine, capsys):
-    server = running()
+def test_send_round_trip(serve, engine, capsys):
+    server = serve()
     port = str(server.address[1])
     assert run_cli(["send", "--port", port, "--wait", "0.2", "/voice/v/bias", "0", "f:1"]) == 0
     assert "sent /voice/v/bias" in capsys.readouterr().out
@@ -142,8 +127,8 @@ def test_send_round_trip(running, engine, capsys):
     assert [cmd for _, cmd in engine.command_log] == [c.SetLatentBias("v", 0, 1.0)]
 
 
-def test_status_round_trip_pretty_and_json(running, capsys):
-    server = running()
+def test_status_round_trip_pretty_and_json(serve, capsys):
+    server = serve()
     port = str(server.address[1])
     assert run_cli(["status", "--port", port, "--timeout", str(TIMEOUT_S)]) == 0
     out = capsys.readouterr().out
