@@ -87,13 +87,20 @@ def test_stale_segments_of_dead_owners_go_and_live_ones_stay(tmp_path: Path) -> 
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live, foreign])
 
 
-def test_sigkill_leaves_no_jackd_and_the_next_run_cleans_up_and_starts(tmp_path, tone_model, daemons):
+def _playing_on_its_own_jackd(tmp_path: Path, tone_model, daemons) -> tuple[str, Path, Daemon]:
+    """A tone piece playing (for up to 120 s) on a private jackd latentd started: the server's name, the
+    config and the daemon."""
     name = unique_server_name()
     voices = {"v": {"model": "tone", "source": TONE, "bias": TONE_BIAS}}
     config = venue(tmp_path, tone_model, name, "lat", "quad", voices, start_server=True, period=256)
-    killed = Daemon(config, 120)
-    daemons.append(killed)
-    _wait_playing(killed, name)
+    daemon = Daemon(config, 120)
+    daemons.append(daemon)
+    _wait_playing(daemon, name)
+    return name, config, daemon
+
+
+def test_sigkill_leaves_no_jackd_and_the_next_run_cleans_up_and_starts(tmp_path, tone_model, daemons):
+    name, config, killed = _playing_on_its_own_jackd(tmp_path, tone_model, daemons)
     [jackd] = jackd_pids(name)
     engine = _children(killed.proc.pid)
     killed.proc.kill()
@@ -117,12 +124,7 @@ def test_sigkill_leaves_no_jackd_and_the_next_run_cleans_up_and_starts(tmp_path,
 
 
 def test_sighup_stops_like_sigterm_and_ends_jackd(tmp_path, tone_model, daemons):
-    name = unique_server_name()
-    voices = {"v": {"model": "tone", "source": TONE, "bias": TONE_BIAS}}
-    config = venue(tmp_path, tone_model, name, "lat", "quad", voices, start_server=True, period=256)
-    d = Daemon(config, 120)
-    daemons.append(d)
-    _wait_playing(d, name)
+    name, _, d = _playing_on_its_own_jackd(tmp_path, tone_model, daemons)
     d.proc.send_signal(signal.SIGHUP)
     d.finish()
     assert d.proc.returncode == 0, "\n".join(d.lines)
