@@ -8,6 +8,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from structlog.testing import capture_logs
@@ -25,20 +26,28 @@ from latentd.runtime.node_control import NodeReceiver, NodeSender
 from tests.pieces import write_piece
 
 
-def test_a_worker_applies_the_masters_command_at_its_block(
-    tmp_path: Path, model_factory: Callable[[SynthSpec], Path]
-) -> None:
+def _two_sections(
+    tmp_path: Path, model_factory: Callable[[SynthSpec], Path], one_s: float, two_s: float, **extra: Any
+) -> Path:
+    """A piece of two LFO voices, ``a`` in section "one" and ``b`` in section "two"."""
     model = model_factory(SynthSpec(latent_size=4, ratio=1024, sr=48000))
     source = {"kind": "lfo", "freq_hz": 0.1}
-    path = write_piece(
+    return write_piece(
         tmp_path,
         models={"m": model},
         voices={"a": {"model": "m", "source": source}, "b": {"model": "m", "source": source}},
         sections=[
-            {"name": "one", "voices": ["a"], "duration_s": 3600.0},
-            {"name": "two", "voices": ["b"], "duration_s": 3600.0},
+            {"name": "one", "voices": ["a"], "duration_s": one_s},
+            {"name": "two", "voices": ["b"], "duration_s": two_s},
         ],
+        **extra,
     )
+
+
+def test_a_worker_applies_the_masters_command_at_its_block(
+    tmp_path: Path, model_factory: Callable[[SynthSpec], Path]
+) -> None:
+    path = _two_sections(tmp_path, model_factory, 3600.0, 3600.0)
     engine = build_engine(load_config(path), fade_in_s=0.0, warm_up=False)
     engine.lead = CommandLead(0)
     receiver = NodeReceiver(engine, "127.0.0.1", 0).start()
@@ -65,18 +74,7 @@ def test_a_worker_applies_the_masters_command_at_its_block(
 def test_a_worker_heard_again_gets_the_masters_programme_and_seeds_but_not_its_master_section(
     tmp_path: Path, model_factory: Callable[[SynthSpec], Path]
 ) -> None:
-    model = model_factory(SynthSpec(latent_size=4, ratio=1024, sr=48000))
-    source = {"kind": "lfo", "freq_hz": 0.1}
-    path = write_piece(
-        tmp_path,
-        models={"m": model},
-        voices={"a": {"model": "m", "source": source}, "b": {"model": "m", "source": source}},
-        sections=[
-            {"name": "one", "voices": ["a"], "duration_s": 0.3},
-            {"name": "two", "voices": ["b"], "duration_s": 0.4},
-        ],
-        programme={"crossfade_s": 0.05},
-    )
+    path = _two_sections(tmp_path, model_factory, 0.3, 0.4, programme={"crossfade_s": 0.05})
     master = build_engine(load_config(path), fade_in_s=0.0, warm_up=False)
     master.lead = CommandLead(6)
     clock = ProgrammeClock(master, master.lead)
