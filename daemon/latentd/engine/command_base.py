@@ -119,10 +119,12 @@ class Command:
     def apply(self, engine: Engine) -> None:
         """Change the engine (engine thread, between blocks; ``refusal`` has returned None).
 
+        Every command class defines its own (``__init_subclass__`` refuses a class without one), so this
+        declaration, the contract, never runs.
+
         Raises:
             ValueError: the change could not be made; the command is refused with this reason.
         """
-        raise NotImplementedError
 
 
 def check(command: Command, view: EngineSnapshot) -> str | None:
