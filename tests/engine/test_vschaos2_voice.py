@@ -112,7 +112,7 @@ def test_models_that_draw_random_numbers_decode_beside_the_mix_and_still_repeat(
             renders.append(play(engine, 100))
             decoder = engine.decoder
             # Both draw random numbers (RAVE's noise, vschaos2's phase): they share the one random lane.
-            assert decoder.deterministic == set() and decoder._lane is not None and decoder._pool is None
+            assert decoder.deterministic == set() and decoder._lane is not None and not decoder._lanes
         finally:
             engine.decoder.close()
     first, again = renders

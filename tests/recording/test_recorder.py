@@ -195,6 +195,45 @@ def test_latent_files_hold_what_each_voice_decoded(tmp_path, drone):
         assert session["latents"][voice]["frames"] == expected.shape[1]
 
 
+@pytest.mark.parametrize(
+    ("frames_per_call", "decode_threads"),
+    [(1, 1), (1, 2), (8, 2)],
+    ids=["calls-shorter-than-a-block", "short-calls-beside", "decoded-beside"],
+)
+def test_latent_files_hold_every_frame_decoded_in_order_however_calls_are_made(
+    tmp_path, model_factory, frames_per_call, decode_threads
+):
+    # Calls of 128 samples (two per block of 256), or decoded ahead in another thread: the latent file
+    # still holds every frame the model was given, in order, the same as calls of 8 frames made serially.
+    short = model_factory(SynthSpec(latent_size=4, ratio=128, sr=SR))
+    files = {}
+    for label, audio in (
+        ("reference", {"frames_per_call": 8}),
+        ("tried", {"frames_per_call": frames_per_call, "decode_threads": decode_threads}),
+    ):
+        root = tmp_path / label
+        config_path = write_piece(
+            root,
+            models={"a": short},
+            voices={"w": {"model": "a", "source": {"kind": "walk"}}},
+            audio=audio,
+            extra_venue={"recording": {"mode": "always"}},
+        )
+        engine, recorder = start(config_path)
+        play(engine, 200)
+        frames = sum(group.calls for group in engine.groups) * audio["frames_per_call"]
+        engine.decoder.close()
+        recorder.close()
+        folder, _ = session_of(recorder)
+        files[label] = np.load(folder / "w.npy")[0]
+        # Every call decoded so far is in the file (and, beside the mix, the calls decoding ahead).
+        assert frames <= files[label].shape[1] <= frames + 2 * audio["frames_per_call"], label
+    reference, tried = files["reference"], files["tried"]
+    n = min(reference.shape[1], tried.shape[1])
+    assert n >= 200 * BLOCK // 128
+    np.testing.assert_array_equal(tried[:, :n], reference[:, :n])
+
+
 def test_bad_recording_settings_are_reported_with_the_key(tmp_path, drone):
     config = piece(tmp_path, drone, format="flac", subtype="float32", segment_s=0.1, where="here")
     with pytest.raises(ConfigError) as err:

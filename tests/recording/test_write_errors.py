@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,12 @@ def test_a_full_disk_pauses_once_says_why_and_resumes_in_a_new_segment(tmp_path,
         for _ in range(200):
             engine.next_block()
     assert [e["event"] for e in logs if e["event"].startswith("recording.res")] == ["recording.resuming"]
-    assert recorder.journal.queued == 0  # written once the disk took writes again
+    # Written once the disk takes writes again: at the journal's next try, ``retry_s`` after its last error.
+    deadline = time.monotonic() + 10 * recorder.journal.retry_s
+    while recorder.journal.queued and time.monotonic() < deadline:
+        engine.next_block()
+        time.sleep(0.005)
+    assert recorder.journal.queued == 0
     engine.submit(c.StopRecording())
     engine.next_block()
     recorder.close()

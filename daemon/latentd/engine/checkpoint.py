@@ -120,7 +120,7 @@ def capture(engine: Engine, model_attributes: dict[str, dict[str, float | str]] 
             "calls": g.calls,
             "faulted_rows": g.faulted_rows,
             "resampler": g.resampler.state() if g.resampler is not None else None,
-            # A call decoding ahead (parallel decode): its sources were stepped, its audio is due.
+            # Calls decoding ahead (parallel decode): their sources were stepped, their audio is due.
             "pending": engine.decoder.pending(g),
         }
         for g in engine.groups
@@ -188,8 +188,10 @@ def restore(engine: Engine, checkpoint: Checkpoint) -> None:
         if group.resampler is not None and saved.get("resampler") is not None:
             group.resampler.restore(saved["resampler"])
         group.model.set_buffers(saved["buffers"])
-        if saved.get("pending") is not None:
-            engine.decoder.set_pending(group, saved["pending"])
+        pending = saved.get("pending")
+        if pending is not None:
+            # A list of calls; a checkpoint written before calls were queued two deep holds one array.
+            engine.decoder.set_pending(group, pending if isinstance(pending, list) else [pending])
         for attribute, value in state["model_attributes"].get(name, {}).items():
             group.model.set_attribute(attribute, value)
     np.random.set_state(state["numpy_rng"])

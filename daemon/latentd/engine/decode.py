@@ -60,6 +60,9 @@ class ModelGroup:
         self.decoded_s = 0.0
         # A decode call that raises: silence, re-prime, else reload (live: in the background).
         self.recovery = DecodeRecovery(name)
+        # Each prepared call's latents, one array per voice in ``voices`` order, until the engine reports
+        # them: every call's, in order, however many calls a block makes or how far ahead they decode.
+        self.prepared_latents: list[list[np.ndarray | None]] = []
         # Called with (group, z) before each decode, to change the latents in place (section morphs).
         self.shape_latents: Callable[[ModelGroup, np.ndarray], None] | None = None
 
@@ -92,6 +95,7 @@ class ModelGroup:
         z = np.zeros((self.batch, self.info.in_channels, n), dtype=np.float32)
         for voice in self.voices:
             z[voice.row] = voice.latents(n)
+        self.prepared_latents.append([voice.last_z for voice in self.voices])
         if self.batch > self.n_rows and self.info.conditioning_ranges:
             # Padding rows get valid conditioning (the lowest of each range): zero may be outside it.
             for index, bounds in enumerate(self.info.conditioning_ranges):
@@ -108,20 +112,23 @@ class ModelGroup:
         """
         started = time.perf_counter()
         audio = self.recovery.decode(self, z)
+        if not np.isfinite(audio).all():
+            # Cached convolutions now hold NaN: restore the state taken after load so the model recovers.
+            # Here, in the thread that decodes this model, before its next call is made.
+            self.model.reset()
         # Read by the status page (decode load = time spent / audio made); never feeds back into audio.
         self.decode_s += time.perf_counter() - started
         self.decoded_s += self.frames_per_call * self.info.ratio / self.info.sr
         return audio[: self.n_rows] if self.batch > self.n_rows else audio
 
     def finish(self, audio: np.ndarray) -> None:
-        """Check the voices' audio, resample it and append it to the FIFO (engine thread)."""
+        """Note the voices whose audio is not finite (zeroed; ``run`` has reset the model), resample the
+        audio and append it to the FIFO (engine thread)."""
         self.calls += 1
         finite = np.isfinite(audio).all(axis=(1, 2))
         self.faulted_rows = [int(r) for r in np.flatnonzero(~finite)]
         if self.faulted_rows:
             audio = np.where(np.isfinite(audio), audio, 0.0).astype(np.float32)
-            # Cached convolutions now hold NaN: restore the state taken after load so the model recovers.
-            self.model.reset()
         if self.resampler is not None:
             rows, ch, samples = audio.shape
             audio = self.resampler.process(audio.reshape(rows * ch, samples)).reshape(rows, ch, -1)

@@ -305,6 +305,8 @@ class Engine:
                 self._decoded(group, before)
                 # Once per decode call, not per block: a call's audio spans many blocks.
                 self._fault(group)
+            if group.prepared_latents:
+                self._report_latents(group)
             rows = group.take(n)
             for voice in group.voices:
                 env = envelopes.get(voice.name)
@@ -331,14 +333,20 @@ class Engine:
         return block
 
     def _decoded(self, group: ModelGroup, calls_before: int) -> None:
-        """Count a group's new decode calls and tell the latent listeners."""
+        """Count a group's new decode calls."""
         self.counters.decode_calls += group.calls - calls_before
-        if self.latent_listeners:
-            for voice in group.voices:
+
+    def _report_latents(self, group: ModelGroup) -> None:
+        """Tell the latent listeners the latents of every call ``group`` prepared since the last block."""
+        prepared, group.prepared_latents = group.prepared_latents, []
+        if not self.latent_listeners:
+            return
+        for latents in prepared:
+            for voice, z in zip(group.voices, latents, strict=True):
                 if self.voices[voice.name] is not voice:
                     continue  # a voice being replaced: its successor reports the latents
                 for listener in self.latent_listeners:
-                    listener(self.counters.blocks, voice.name, voice.last_z)  # type: ignore[arg-type]
+                    listener(self.counters.blocks, voice.name, z)  # type: ignore[arg-type]
 
     def _mix_voice(
         self,

@@ -16,6 +16,8 @@ their draws then come in an order that depends on thread timing, and their noise
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
@@ -57,22 +59,25 @@ def sort_random(decoder: ParallelDecoder, groups: list[ModelGroup]) -> list[str]
 
 
 class ParallelDecoder:
-    """Fills model groups' FIFOs; with more than one thread, each model decodes one call ahead, in the
-    background, while the engine mixes and the other models decode.
+    """Fills model groups' FIFOs; with more than one thread, each model decodes ahead, in the background,
+    while the engine mixes and the other models decode.
 
     Serial (``threads`` 1): a group decodes when its FIFO runs short, in the engine thread.
 
-    Parallel: when a group's FIFO, after this block, holds less than one call of audio, its next call's
-    input is prepared (engine thread: sources, morphs, at a block fixed by the FIFO's level alone) and
-    decoded by a worker thread; the engine waits for that call only when the FIFO needs its audio. A call
-    then has its whole duration of audio to finish, whatever the other models do. Inputs are prepared at
-    blocks that depend on the FIFO levels only, so the samples do not depend on thread timing (except the
-    noise of models that draw random numbers, see the module); a control change reaches a model's audio
-    one call later than in a serial decode.
+    Parallel: a group always has a call decoding ahead. The first call is decoded in the engine thread;
+    the first call ahead is submitted when the FIFO, after this block, holds less than one call of audio.
+    One block before the FIFO needs a call's audio, the next call's input is prepared (engine thread:
+    sources, morphs) and queued behind it, so the model's thread goes from one call to the next without
+    waiting for the engine thread, which takes the finished call's audio, resamples and mixes it
+    meanwhile. A call then has its whole duration of audio to finish, whatever the other models do.
+    Inputs are prepared at blocks that depend on the FIFO levels alone, so the samples do not depend on
+    thread timing (except the noise of models that draw random numbers, see the module); a control change
+    reaches a model's audio one call and one block later than in a serial decode.
 
-    A group not known to draw nothing random (see :func:`sort_random`; a group made later by a model
-    swap, until told) decodes in the random lane, one call at a time in submission order, unless
-    ``parallel_random``.
+    Each group decodes in its own thread, in call order; at most ``threads`` calls decode at once. A
+    group not known to draw nothing random (see :func:`sort_random`; a group made later by a model swap,
+    until told) decodes in the random lane, one thread shared by all such groups, in submission order,
+    unless ``parallel_random``.
 
     Args:
         threads: decode calls running at once besides the engine thread's work (1: serially).
@@ -83,9 +88,10 @@ class ParallelDecoder:
         self.threads = max(1, threads)
         self.parallel_random = parallel_random
         self.deterministic: set[ModelGroup] = set()  # groups whose decode draws nothing random
-        self._pool: ThreadPoolExecutor | None = None
+        self._lanes: dict[ModelGroup, ThreadPoolExecutor] = {}  # one thread per group: calls in order
         self._lane: ThreadPoolExecutor | None = None  # one thread: the random lane
-        self._ahead: dict[ModelGroup, Future[np.ndarray]] = {}  # a group's call decoding in the background
+        self._running = threading.BoundedSemaphore(self.threads)  # calls decoding at once
+        self._ahead: dict[ModelGroup, deque[Future[np.ndarray]]] = {}  # calls decoding in the background
 
     def fill(self, groups: list[ModelGroup], frames: int) -> None:
         """Make at least ``frames`` samples per row ready in every group of ``groups``.
@@ -100,22 +106,43 @@ class ParallelDecoder:
             return
         for group in groups:
             ahead = self._ahead.get(group)
-            if ahead is not None and group.available < frames:
-                del self._ahead[group]
-                group.finish(ahead.result())
-            group.fill(frames)  # a call shorter than a block, or the first call: decoded here
+            while group.available < frames:
+                if not ahead:
+                    group.fill(frames)  # the first call, or serially the calls pending from a checkpoint
+                    break
+                audio = ahead.popleft().result()
+                if not ahead:
+                    del self._ahead[group]
+                group.finish(audio)
         if self.threads == 1:
             return
         for group in groups:
-            if group in self._ahead or group.available - frames >= group.chunk_samples:
-                continue
-            self._ahead[group] = self._executor(group).submit(group.run, group.prepare())
+            left = group.available - frames  # in the FIFO after this block
+            ahead = self._ahead.get(group)
+            if not ahead:
+                if left < group.chunk_samples:
+                    self._submit(group)
+            elif len(ahead) == 1 and left < frames:
+                # The next block takes the call ahead: queue the one after it now.
+                self._submit(group)
+
+    def _submit(self, group: ModelGroup) -> None:
+        z = group.prepare()
+        future = self._executor(group).submit(self._run, group, z)
+        self._ahead.setdefault(group, deque()).append(future)
+
+    def _run(self, group: ModelGroup, z: np.ndarray) -> np.ndarray:
+        with self._running:
+            return group.run(z)
 
     def _executor(self, group: ModelGroup) -> ThreadPoolExecutor:
         if self.parallel_random or group in self.deterministic:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="latentd-decode")
-            return self._pool
+            lane = self._lanes.get(group)
+            if lane is None:
+                lane = self._lanes[group] = ThreadPoolExecutor(
+                    1, thread_name_prefix=f"latentd-decode-{group.name}"
+                )
+            return lane
         # One thread, first in first out: the draws come in the order the calls were submitted.
         if self._lane is None:
             self._lane = ThreadPoolExecutor(1, thread_name_prefix="latentd-decode-random")
@@ -124,33 +151,40 @@ class ParallelDecoder:
     def wait(self) -> None:
         """Wait until no call decodes in the background (before a command touches a model); the calls'
         audio stays pending, so the FIFOs, and the samples, are as if nothing had waited."""
-        for future in list(self._ahead.values()):
-            future.exception()
+        for calls in list(self._ahead.values()):
+            for future in calls:
+                future.exception()
 
     def forget(self, group: ModelGroup) -> None:
-        """Drop ``group``'s call decoding ahead (the group is released), once it has finished."""
-        future = self._ahead.pop(group, None)
-        if future is not None:
+        """Drop ``group``'s calls decoding ahead (the group is released), once they have finished."""
+        for future in self._ahead.pop(group, ()):
             future.exception()
+        lane = self._lanes.pop(group, None)
+        if lane is not None:
+            lane.shutdown(wait=True)
 
-    def pending(self, group: ModelGroup) -> np.ndarray | None:
-        """The audio of ``group``'s call decoding ahead, not yet in its FIFO (waits for it); None if none.
+    def pending(self, group: ModelGroup) -> list[np.ndarray]:
+        """The audio of ``group``'s calls decoding ahead, not yet in its FIFO, in order (waits for them).
 
-        A checkpoint of the engine keeps it: the call's sources have already been stepped.
+        A checkpoint of the engine keeps it: the calls' sources have already been stepped.
         """
-        future = self._ahead.get(group)
-        return None if future is None else future.result()
+        return [future.result() for future in self._ahead.get(group, ())]
 
-    def set_pending(self, group: ModelGroup, audio: np.ndarray) -> None:
-        """Restore ``group``'s call decoding ahead from a checkpoint's :meth:`pending` audio."""
-        done: Future[np.ndarray] = Future()
-        done.set_result(audio)
-        self._ahead[group] = done
+    def set_pending(self, group: ModelGroup, calls: list[np.ndarray]) -> None:
+        """Restore ``group``'s calls decoding ahead from a checkpoint's :meth:`pending` audio."""
+        ahead: deque[Future[np.ndarray]] = deque()
+        for audio in calls:
+            done: Future[np.ndarray] = Future()
+            done.set_result(audio)
+            ahead.append(done)
+        if ahead:
+            self._ahead[group] = ahead
 
     def close(self) -> None:
         """Stop the worker threads (after their current call)."""
         self.wait()
-        for pool in (self._pool, self._lane):
+        for pool in (*self._lanes.values(), self._lane):
             if pool is not None:
                 pool.shutdown(wait=True)
-        self._pool = self._lane = None
+        self._lanes.clear()
+        self._lane = None

@@ -13,7 +13,7 @@ from latentd.config import Config
 from latentd.engine.engine import Engine
 from latentd.engine.parallel import ParallelDecoder, sort_random
 from latentd.installation.piece import load_installation
-from latentd.runtime.process import configure_process
+from latentd.runtime.process import configure_process, shorten_gil_switch
 
 
 def build_engine(
@@ -62,4 +62,5 @@ def build_engine(
         engine.decoder = ParallelDecoder(decode_threads, config.venue.audio.parallel_random)
     if engine.decoder.threads > 1:
         sort_random(engine.decoder, engine.groups)
+        shorten_gil_switch()  # each decode call takes the GIL back from the busy engine thread
     return engine
