@@ -118,6 +118,12 @@ def test_a_full_disk_pauses_once_says_why_and_resumes_in_a_new_segment(tmp_path,
         assert recorder.wait_idle()
     assert [e["event"] for e in logs if e["log_level"] == "error"] == ["commands.journal_failed"]
     assert recorder.journal.queued > 0
+    # /status and the status page say so.
+    assert recorder.status()["journal"] == {
+        "queued": recorder.journal.queued,
+        "lost": 0,
+        "file": str(small_disk / "rec" / "commands.jsonl"),
+    }
 
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)  # space returns
     with capture_logs() as logs:
@@ -131,7 +137,7 @@ def test_a_full_disk_pauses_once_says_why_and_resumes_in_a_new_segment(tmp_path,
     while recorder.journal.queued and time.monotonic() < deadline:
         engine.next_block()
         time.sleep(0.005)
-    assert recorder.journal.queued == 0
+    assert recorder.journal.queued == 0 and "journal" not in recorder.status()
     engine.submit(c.StopRecording())
     engine.next_block()
     recorder.close()

@@ -172,7 +172,17 @@ class Recorder:
 
         ``state`` is ``"recording"``, ``"paused"`` (``reason`` says why; it resumes by itself in a new
         segment), ``"off"``, or ``"failed"`` (the writer stopped after an internal error: ``reason``).
+        ``journal`` appears while the command journal cannot write (``queued``: lines waiting in memory)
+        or has lost lines (``lost``), whatever the state.
         """
+        out = self._state()
+        journal = self.journal
+        queued, lost = journal.queued, journal.lost
+        if queued or lost:
+            out["journal"] = {"queued": queued, "lost": lost, "file": str(journal.path)}
+        return out
+
+    def _state(self) -> dict[str, Any]:
         if self.error is not None:
             return {"state": "failed", "reason": f"{type(self.error).__name__}: {self.error}"}
         session = self.writer.session
