@@ -405,7 +405,15 @@ def test_morph_glides_the_latents_of_the_same_model_across_sections(tmp_path, dr
         ],
         programme={"crossfade_s": 4.0, "morph": morph},
     )
-    out = play(make_engine(config), 6.0)[0]
+    engine = make_engine(config)
+    given: list[np.ndarray] = []  # the latents the recorder is told "high" decoded, latent dim 0
+    engine.latent_listeners.append(
+        lambda block, voice, z: given.append(z[0].copy()) if voice == "high" else None
+    )
+    out = play(engine, 6.0)[0]
+    glided = np.concatenate(given)
+    # dim 0 is 0 for "low" and 1 for "high": a morph's glide passes between them, and latent files say so.
+    assert ((glided > 0.05) & (glided < 0.95)).any() == morph
     middle = out[3 * SR - SR // 4 : 3 * SR + SR // 4]  # halfway through the 4 s crossfade
     spectrum = np.abs(np.fft.rfft(middle * np.hanning(len(middle))))
     freqs = np.fft.rfftfreq(len(middle), 1 / SR)

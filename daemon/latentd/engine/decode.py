@@ -95,7 +95,6 @@ class ModelGroup:
         z = np.zeros((self.batch, self.info.in_channels, n), dtype=np.float32)
         for voice in self.voices:
             z[voice.row] = voice.latents(n)
-        self.prepared_latents.append([voice.last_z for voice in self.voices])
         if self.batch > self.n_rows and self.info.conditioning_ranges:
             # Padding rows get valid conditioning (the lowest of each range): zero may be outside it.
             for index, bounds in enumerate(self.info.conditioning_ranges):
@@ -103,6 +102,8 @@ class ModelGroup:
                     z[self.n_rows :, self.info.latent_size + index] = bounds[0]
         if self.shape_latents is not None:
             self.shape_latents(self, z)
+        # After the morph, which glides an entering voice's ``last_z`` too: what the model is given.
+        self.prepared_latents.append([voice.last_z for voice in self.voices])
         return z
 
     def run(self, z: np.ndarray) -> np.ndarray:
