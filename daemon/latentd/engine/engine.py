@@ -19,7 +19,9 @@ import torch
 
 from latentd.engine import commands as c
 from latentd.engine.decode import ModelGroup
+from latentd.engine.faults import FAULT_HOLD_S, note_faults
 from latentd.engine.mix import DcBlocker, Limiter, Ramp, Trims
+from latentd.engine.morph import Morph
 from latentd.engine.node_bus import NodeBus
 from latentd.engine.node_sync import CommandLead
 from latentd.engine.parallel import ParallelDecoder
@@ -32,10 +34,7 @@ from latentd.installation.voices import swap_rules
 
 log = structlog.get_logger("latentd.engine")
 
-MORPH_HANDOVER_S = 0.05  # a morphing pair hands the sound over this fast; the latents glide for the rest
-FAULT_HOLD_S = 2.0  # a voice whose model emitted NaN/Inf stays silent this long before it is tried again
 COMMAND_TAIL = 256  # applied commands kept in memory (readers see the last 256..511)
-MAX_FAULTS = 3  # after this many faults in a row the voice stays muted until an operator command
 
 
 @dataclass
@@ -169,9 +168,7 @@ class Engine:
         # Called with (group, z) before each decode: glides latents during morphing crossfades.
         self.shape_latents: Callable[[ModelGroup, np.ndarray], None] | None = None
         if self.morph:
-            self.programme.pair_voices = self._morph_pairs
-            self.programme.morph_handover = int(MORPH_HANDOVER_S * self.samplerate)
-            self.shape_latents = self._morph_latents
+            self.shape_latents = Morph(self).latents
             for group in self.groups:
                 group.shape_latents = self.shape_latents
         infos = {name: model.info for name, model in installation.models.items()}
@@ -425,37 +422,6 @@ class Engine:
                 log.info("model.released", model=group.name, voices=[v.name for v in group.voices])
         self.groups = kept
 
-    def _morph_pairs(self, leaving: frozenset[str], entering: frozenset[str]) -> dict[str, str]:
-        """Pair each entering voice with a leaving voice of the same model (each used once)."""
-        pairs: dict[str, str] = {}
-        free = sorted(leaving)
-        for name in sorted(entering):
-            partner = next((x for x in free if self.group_of(x) is self.group_of(name)), None)
-            if partner is not None:
-                free.remove(partner)
-                pairs[name] = partner
-        if pairs:
-            log.info("section.morph", section=self.programme.current.name, pairs=pairs)
-        return pairs
-
-    def _morph_latents(self, group: ModelGroup, z: np.ndarray) -> None:
-        """During a morphing crossfade, glide each entering voice's latents from its partner's."""
-        pairs = self.programme.morph_pairs
-        if not pairs or not self.programme.fading:
-            return
-        frames = z.shape[2]
-        samples_per_frame = self.samplerate / group.info.latent_rate_hz
-        # Decoding runs ahead of the mix by what the FIFO holds: place the glide where it will be heard.
-        ahead = group.available + samples_per_frame * np.arange(1, frames + 1)
-        p = np.array([self.programme.morph_progress(int(a)) for a in ahead], dtype=np.float32)
-        size = group.info.latent_size
-        for entering, leaving in pairs.items():
-            a, b = self.voices[entering], self.voices[leaving]
-            if a not in group.voices or b not in group.voices:
-                continue
-            z[a.row, :size] = (1.0 - p) * z[b.row, :size] + p * z[a.row, :size]
-            a.last_z = z[a.row, :size].copy()
-
     def _follow_tempo(self) -> None:
         """A section that sets a BPM: its voices' step sequences follow the nearest achievable tempo."""
         section = self.programme.current
@@ -481,28 +447,7 @@ class Engine:
 
     def _fault(self, group: ModelGroup) -> None:
         """Silence the voices whose rows of the last call were not finite; forgive the others' faults."""
-        hold_blocks = int(FAULT_HOLD_S * self.samplerate / self.blocksize)
-        for row, voice in enumerate(group.voices):
-            if row not in group.faulted_rows and 0 < voice.faults < MAX_FAULTS:
-                voice.faults = 0  # a clean call ends the run of faults (MAX_FAULTS counts them in a row)
-        for row in group.faulted_rows:
-            voice = group.voices[row]
-            voice.faults += 1
-            self.counters.voice_faults += 1
-            if voice.faults >= MAX_FAULTS:
-                voice.mute.set(0.0, now=True)
-                voice.fault_until = -1
-            else:
-                voice.fault_until = self.counters.blocks + hold_blocks
-            log.error(
-                "voice.nonfinite",
-                voice=voice.name,
-                model=group.name,
-                faults=voice.faults,
-                action="muted until an operator unmutes it"
-                if voice.faults >= MAX_FAULTS
-                else "silenced, model reset",
-            )
+        note_faults(group, self.counters, int(FAULT_HOLD_S * self.samplerate / self.blocksize))
 
     @property
     def is_open(self) -> bool:
