@@ -3,10 +3,11 @@
 Each model of the piece is timed with its voices and its call shape (as the engine decodes it), the
 engine's own work (sources, resampling, mixing, limiter) is timed over a short run, and the two make the
 share of the real-time budget the piece needs. Models decode in parallel when ``audio.decode_threads``
-allows it, so the piece needs the larger of its largest model and its models' sum spread over the
+allows it, so the decoding needs the larger of its largest model and its models' sum spread over the
 threads; models that draw random numbers inside decode count as one, decoding one after another (the
-random lane, see ``engine/parallel.py``), unless ``audio.parallel_random``. Below ``MARGIN`` the
-verdict is that the piece will not keep up, with what to change.
+random lane, see ``engine/parallel.py``), unless ``audio.parallel_random``. Decoded in the engine's
+thread, the engine's own work adds to that; decoded beside it, the slower of the two sets the pace.
+Below ``MARGIN`` the verdict is that the piece will not keep up, with what to change.
 ``latentd check --load`` prints it; ``latentd render`` of the same piece runs at about the predicted
 speed (× real time = 1 / share).
 """
@@ -63,11 +64,6 @@ class Verdict:
     cores: int
     lane: frozenset[str] = frozenset()  # models decoding one after another (they draw random numbers)
 
-    @property
-    def decode_share(self) -> float:
-        """Wall seconds of decoding per second of audio, with the models spread over the threads."""
-        return self._spread({m.name: m.share for m in self.models}, self.decode_threads, self.lane)
-
     def _spread(self, shares: dict[str, float], threads: int, lane: frozenset[str]) -> float:
         """``spread`` of the shares, the lane's models counted as one."""
         alone = [share for name, share in shares.items() if name not in lane]
@@ -77,7 +73,19 @@ class Verdict:
     @property
     def share(self) -> float:
         """The piece's share of the real-time budget (1.0: exactly real time)."""
-        return self.decode_share + self.engine_share
+        return self._total({m.name: m.share for m in self.models}, self.decode_threads, self.lane)
+
+    def _total(self, shares: dict[str, float], threads: int, lane: frozenset[str]) -> float:
+        """The piece's share with the models' ``shares`` decoded ``threads`` at a time.
+
+        In the engine's thread (1) the engine's own work adds to the decoding. Beside it (more threads,
+        more than one core), each model's next call decodes while the engine mixes the last: the slower
+        of the two sets the pace, and all of it together cannot run faster than the cores allow.
+        """
+        decode = self._spread(shares, threads, lane)
+        if threads == 1 or self.cores == 1:
+            return decode + self.engine_share
+        return max(decode, self.engine_share, (sum(shares.values()) + self.engine_share) / self.cores)
 
     @property
     def margin(self) -> float:
@@ -112,16 +120,16 @@ class Verdict:
                     f"model {m.name}: one voice fewer ({m.shape.rows - 1}) needs {_pct(m.fewer_voices)}; "
                     f"the piece {_pct(total)}, margin {1 / total:.2f}×"
                 )
-        usable = min(len(self.models), self.cores)
+        usable = min(max(2, len(self.models)), self.cores)  # one model too: decoded beside the mixing
         shares = {m.name: m.share for m in self.models}
-        total = self._spread(shares, usable, self.lane) + self.engine_share
-        if len(self.models) > 1 and self.decode_threads < usable and total < self.share:
+        total = self._total(shares, usable, self.lane)
+        if self.decode_threads < usable and total < self.share:
             lines.append(
-                f"decode_threads = {usable} (models decoded in parallel on {self.cores} cores): the piece "
-                f"{_pct(total)}, margin {1 / total:.2f}×"
+                f"decode_threads = {usable} (models decoded beside the mixing and each other, on "
+                f"{self.cores} cores): the piece {_pct(total)}, margin {1 / total:.2f}×"
             )
         if len(self.lane) > 1 and usable > 1:
-            total = self._spread(shares, max(usable, self.decode_threads), frozenset()) + self.engine_share
+            total = self._total(shares, max(usable, self.decode_threads), frozenset())
             lines.append(
                 f"parallel_random = true (models {', '.join(sorted(self.lane))} draw random numbers and "
                 f"decode one after another; in parallel their noise no longer repeats from the seed): the "
@@ -137,7 +145,7 @@ class Verdict:
 
     def _with(self, name: str, share: float) -> float:
         shares = {m.name: share if m.name == name else m.share for m in self.models}
-        return self._spread(shares, self.decode_threads, self.lane) + self.engine_share
+        return self._total(shares, self.decode_threads, self.lane)
 
     def lines(self) -> list[str]:
         """The verdict as printed by ``latentd check --load``."""
