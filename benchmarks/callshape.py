@@ -119,9 +119,11 @@ def prediction(config: Path, seconds: float) -> dict[str, Any]:
     engine = build_engine(cfg, fade_in_s=0.0, live_loads=False)
     shapes = {name: s.to_json() for name, s in engine.installation.call_shapes.items()}
     verdict = measure(engine, detail=False)
+    engine.decoder.close()
     with tempfile.TemporaryDirectory() as tmp:
         rendering = build_engine(cfg, live_loads=False, call_shapes=shapes)
         summary = render(rendering, seconds, Path(tmp) / "out.wav", progress=False)
+        rendering.decoder.close()
     return {"predicted": verdict.margin, "rendered": summary.speed, "ratio": verdict.margin / summary.speed}
 
 
@@ -170,12 +172,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {name:5} {voices} voice(s) {frames} frames  {r['shape']:36} {r['overhead']:.3f}")
         print("\ncheck --load prediction vs render speed of the same piece (× real time)")
         for name, path in found:
-            config = piece(work / f"p-{name}", {"m": path}, {"m": 2}, 2)
-            r = prediction(config, args.seconds)
-            print(
-                f"  {name:5} 2 voices, 2 frames  predicted {r['predicted']:5.2f}×  rendered "
-                f"{r['rendered']:5.2f}×  ratio {r['ratio']:.2f}"
-            )
+            for threads in (1, 2):
+                config = piece(work / f"p-{name}-{threads}", {"m": path}, {"m": 2}, 2, decode_threads=threads)
+                r = prediction(config, args.seconds)
+                print(
+                    f"  {name:5} 2 voices, 2 frames, decode_threads {threads}  predicted "
+                    f"{r['predicted']:5.2f}×  rendered {r['rendered']:5.2f}×  ratio {r['ratio']:.2f}"
+                )
         if len(found) >= 2:
             (a, pa), (b, pb) = found[0], found[1]
             r = parallel(
