@@ -33,6 +33,8 @@ from latentd.offline.loop import render_to_file
 MARGIN = 1.3  # the real-time margin a piece needs to play without dropouts (other work, bursts)
 RUN_S = 3.0  # audio the engine runs for to time its models and its own work
 MIN_CALLS = 6  # and at least this many decode calls of every model
+MIN_WALL_S = 1.0  # and for at least this long (a fast piece runs again, longer, up to MAX_STRETCH times)
+MAX_STRETCH = 40
 
 
 @dataclass(frozen=True)
@@ -231,7 +233,8 @@ class EngineRun:
 def run_engine(engine: Engine, seconds: float = RUN_S, min_calls: int = MIN_CALLS) -> EngineRun:
     """Render ``engine`` for at least ``seconds`` of audio and ``min_calls`` decode calls of every model
     into a temporary file, as ``latentd render`` does, timing each model's calls (decoded one at a time,
-    so the times do not overlap)."""
+    so the times do not overlap); a piece that took less than ``MIN_WALL_S`` is run and timed again,
+    longer."""
     decode_s = {g.name: 0.0 for g in engine.groups}
     calls = {g.name: 0 for g in engine.groups}
 
@@ -255,8 +258,17 @@ def run_engine(engine: Engine, seconds: float = RUN_S, min_calls: int = MIN_CALL
     engine.decoder.threads = 1
     try:
         with tempfile.TemporaryDirectory(prefix="latentd-load-") as tmp:
-            first = engine.counters.blocks
-            wall = render_to_file(engine, Path(tmp) / "load.wav", stop_block=first + blocks).wall_s
+            wall = render_to_file(
+                engine, Path(tmp) / "load.wav", stop_block=engine.counters.blocks + blocks
+            ).wall_s
+            if wall < MIN_WALL_S:
+                # A piece that runs many times faster than real time: run again, longer, and time that
+                # (a run of a few hundredths of a second says more about the machine's moods than the piece).
+                blocks = min(math.ceil(blocks * MIN_WALL_S / max(wall, 1e-3)), blocks * MAX_STRETCH)
+                for name in decode_s:
+                    decode_s[name], calls[name] = 0.0, 0
+                stop = engine.counters.blocks + blocks
+                wall = render_to_file(engine, Path(tmp) / "load2.wav", stop_block=stop).wall_s
     finally:
         engine.decoder.threads = threads
         for g in groups:
