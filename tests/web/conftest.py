@@ -70,7 +70,8 @@ def free_tcp_port() -> int:
 
 @pytest.fixture(scope="package")
 def live(model_factory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDaemon]:
-    """``latentd run`` of a two-section piece (a tone on FL, noise on FR) with ``[web]`` on a free port."""
+    """``latentd run`` of a two-section piece (a tone on FL, noise on FR) with ``[web]`` on a free port;
+    BR's playback port is missing."""
     root = tmp_path_factory.mktemp("web-live")
     port = free_tcp_port()
     config = write_piece(
@@ -93,6 +94,13 @@ def live(model_factory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Li
                 "start_server": True,
                 "driver": "dummy",
                 "period": 256,
+                # BR's port is missing: a warning of the JACK process, which the page shows too.
+                "playback_ports": [
+                    "system:playback_1",
+                    "system:playback_2",
+                    "system:playback_3",
+                    "nowhere:in",
+                ],
             },
             "logging": {"level": "info", "format": "json"},
             "recording": {"folder": "recordings"},

@@ -37,6 +37,18 @@ def test_status_json_has_the_section_schedule_and_moving_meters(live: LiveDaemon
     assert 0 < load < 1  # the small synth decodes far faster than real time
 
 
+def test_the_page_shows_the_problems_of_the_jack_process_too(live: LiveDaemon):
+    # The JACK process (its own process, no page of its own) could not connect BR: the page says so.
+    def missing() -> list[dict] | None:
+        problems = live.client.get("/api/status").json()["problems"]
+        return [p for p in problems if p["event"] == "jack.port_missing"] or None
+
+    (problem,) = live.wait_for(missing, "the JACK process's warning on the page")
+    assert problem["level"] == "warning"
+    assert "target=nowhere:in" in problem["details"] and "port=latweb:BR" in problem["details"]
+    assert live.events("jack.port_missing")  # and, as ever, in the log
+
+
 def test_history_metrics_and_the_page(live: LiveDaemon):
     hour = live.wait_for(lambda: live.client.get("/api/history?span=hour").json()["points"], "history")
     time_s, rms_db, peak_db, _load = hour[-1]

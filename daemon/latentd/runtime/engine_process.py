@@ -9,13 +9,17 @@ handshake (``STATE``), the stop request (``STOP``), the xrun count for the recor
 
 from __future__ import annotations
 
+import contextlib
+import json
 import multiprocessing
+import multiprocessing.context
 import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
+from multiprocessing.connection import Connection
 from pathlib import Path
 from types import FrameType
 
@@ -33,11 +37,58 @@ from latentd.engine.shared_ring import (
     XRUNS,
     SharedBlockRing,
 )
+from latentd.runtime import logs
 from latentd.runtime.process import thaw_heap
 
 log = structlog.get_logger("latentd.runtime.engine_process")
 
 TICK_S = 0.1
+PROBLEM_BYTES = 3000  # a forwarded problem fits one atomic pipe write (PIPE_BUF is 4096)
+
+
+class ProblemPipe:
+    """The JACK process's warnings and errors, forwarded to the engine process, whose status page shows
+    them with its own (a lost jackd, a missing speaker port, a stop that timed out).
+
+    The JACK process never waits on it: its end does not block, and a problem that does not fit (the
+    engine process is not reading) is dropped. Each problem is one pipe write, so none is ever torn.
+    """
+
+    def __init__(self, context: multiprocessing.context.SpawnContext) -> None:
+        self.receiving, self._sending = context.Pipe(duplex=False)
+        os.set_blocking(self._sending.fileno(), False)
+
+    def start(self) -> None:
+        """Forward every problem logged from now on (JACK process, after the child has started)."""
+        logs.problem_listeners.append(self._send)
+        self.receiving.close()  # the child holds its own copy
+
+    def close(self) -> None:
+        """Stop forwarding; the child's reader sees the end."""
+        if self._send in logs.problem_listeners:
+            logs.problem_listeners.remove(self._send)
+        self._sending.close()
+
+    def _send(self, problem: dict[str, str]) -> None:
+        data = json.dumps(problem).encode()[:PROBLEM_BYTES]
+        with contextlib.suppress(OSError, ValueError):  # full (dropped), or closed meanwhile
+            self._sending.send_bytes(data)
+
+
+def receive_problems(conn: Connection) -> None:
+    """Keep the JACK process's problems beside this process's own, until the JACK process closes its end
+    (engine process; a daemon thread)."""
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        try:
+            problem = json.loads(data)
+        except ValueError:
+            continue  # cut at PROBLEM_BYTES: a very long line is not worth a crash
+        if isinstance(problem, dict):
+            logs.recent_problems.append({str(k): str(v) for k, v in problem.items()})
 
 
 def jack_ring_blocks(rings: Mapping[str, SharedBlockRing] | None) -> int:
@@ -60,6 +111,7 @@ class EngineProcess:
         # "spawn": a fresh interpreter; this process never loads torch, so it never forks its threads.
         context = multiprocessing.get_context("spawn")
         self.ring = ring
+        self.problems = ProblemPipe(context)
         self.process = context.Process(
             target=child_main,
             args=(
@@ -73,6 +125,7 @@ class EngineProcess:
                 label,
                 {node: r.name for node, r in (node_rings or {}).items()},
                 jack_ring_blocks(node_rings),
+                self.problems.receiving,
             ),
             name="latentd-engine",
             daemon=False,
@@ -81,6 +134,7 @@ class EngineProcess:
     def start(self, timeout_s: float = 600.0) -> int:
         """Start and wait until the ring is pre-filled; returns 0, or the child's exit status."""
         self.process.start()
+        self.problems.start()
         deadline = time.monotonic() + timeout_s
         while self.ring.header[STATE] == STARTING:
             if not self.process.is_alive() or time.monotonic() > deadline:
@@ -111,6 +165,7 @@ class EngineProcess:
         """
         if self.process.pid is None:  # never started
             return
+        self.problems.close()  # what goes wrong from here on is the JACK process's log alone
         self.ring.header[STOP] = 1
         deadline = time.monotonic() + timeout_s
         while self.process.is_alive() and time.monotonic() < deadline:
@@ -125,7 +180,7 @@ class EngineProcess:
 
 def child_main(config_path: str, node: str, ring_name: str, n_blocks: int, blocksize: int, n_channels: int,
                record: bool, label: str, node_ring_names: dict[str, str],
-               node_ring_blocks: int) -> None:  # fmt: skip
+               node_ring_blocks: int, problems: Connection) -> None:  # fmt: skip
     """The engine process: fill the shared ring until the JACK process asks it to stop (or dies)."""
     from latentd.config import load_config
     from latentd.runtime.engine_host import EngineHost  # torch is loaded here, in the engine process only
@@ -140,6 +195,9 @@ def child_main(config_path: str, node: str, ring_name: str, n_blocks: int, block
         stop.set()
 
     signal.signal(signal.SIGTERM, on_term)
+    threading.Thread(
+        target=receive_problems, args=(problems,), name="latentd-jack-problems", daemon=True
+    ).start()
     parent = os.getppid()
     ring = SharedBlockRing(n_blocks, blocksize, n_channels, name=ring_name)
     code = 0

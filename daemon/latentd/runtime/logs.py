@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 from collections import deque
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any, Literal, TextIO
 
 import structlog
@@ -23,6 +23,9 @@ LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNI
 RECENT_KEPT = 20  # warnings and errors kept for the status page; older ones give way
 # The latest warnings and errors of this process, newest last, as short dicts (the status page shows them).
 recent_problems: deque[dict[str, str]] = deque(maxlen=RECENT_KEPT)
+# Called with each problem as it is kept (the JACK process forwards its own to the engine process, whose
+# status page shows them); each must return at once, from any thread.
+problem_listeners: list[Callable[[dict[str, str]], None]] = []
 _PROBLEM_LEVELS = frozenset(("warning", "error", "critical", "exception"))
 
 
@@ -35,14 +38,15 @@ def keep_recent_problems(
         details = " ".join(
             f"{k}={v}" for k, v in event.items() if k not in ("event", "level", "timestamp", "exc_info")
         )
-        recent_problems.append(
-            {
-                "time": str(event.get("timestamp", "")),
-                "level": level,
-                "event": str(event.get("event", "")),
-                "details": details[:300],
-            }
-        )
+        problem = {
+            "time": str(event.get("timestamp", "")),
+            "level": level,
+            "event": str(event.get("event", "")),
+            "details": details[:300],
+        }
+        recent_problems.append(problem)
+        for listener in problem_listeners:
+            listener(problem)
     return event
 
 
