@@ -389,6 +389,42 @@ def test_a_section_bpm_sets_the_step_tempo_of_its_voices(tmp_path, model_factory
     assert engine.voices["s"].source.params()["bpm"] == pytest.approx(117.45, abs=0.01)
 
 
+def test_a_morph_glides_alike_when_the_model_decodes_beside_the_mix(tmp_path, drone):
+    # Decoding ahead in another thread, the calls are prepared earlier: the glide is still placed where
+    # each call will be heard, so the model is given the same latents as when it decodes in the mix,
+    # except in the one call that was already decoding ahead when the section changed.
+    given: dict[int, list[np.ndarray]] = {}
+    for threads in (1, 2):
+        tone = {"kind": "constant", "values": 0.0}
+        config = write_piece(
+            tmp_path / str(threads),
+            models={"a": drone},
+            voices={
+                "low": {"model": "a", "source": tone, "bias": [0, -2, -4, 1]},
+                "high": {"model": "a", "source": tone, "bias": [1, -2, -4, 1]},
+            },
+            sections=[
+                {"name": "a", "voices": ["low"], "duration_s": 0.5},
+                {"name": "b", "voices": ["high"], "duration_s": 100.0},
+            ],
+            programme={"crossfade_s": 2.0, "morph": True},
+            audio={"decode_threads": threads},
+        )
+        engine = make_engine(config)
+        latents = given[threads] = []
+        engine.latent_listeners.append(
+            lambda b, voice, z, out=latents: out.append(z[0].copy()) if voice == "high" else None
+        )
+        play(engine, 3.0)
+        engine.decoder.close()
+    serial, beside = np.concatenate(given[1]), np.concatenate(given[2])
+    assert ((serial > 0.05) & (serial < 0.95)).sum() > 20  # a glide, frame by frame
+    n = min(len(serial), len(beside))
+    differ = np.flatnonzero(np.abs(beside[:n] - serial[:n]) > 1e-6)
+    calls = engine.groups[0].frames_per_call
+    assert len(differ) <= calls and np.all(beside[differ] == 1.0), differ  # "high"'s own latents
+
+
 @pytest.mark.parametrize("morph", [False, True])
 def test_morph_glides_the_latents_of_the_same_model_across_sections(tmp_path, drone, morph):
     tone = {"kind": "constant", "values": 0.0}

@@ -63,6 +63,9 @@ class ModelGroup:
         # Each prepared call's latents, one array per voice in ``voices`` order, until the engine reports
         # them: every call's, in order, however many calls a block makes or how far ahead they decode.
         self.prepared_latents: list[list[np.ndarray | None]] = []
+        # Calls decoding ahead whose audio is not in the FIFO yet (parallel decode): a call prepared now is
+        # heard after them, as well as after what the FIFO holds (see ``ahead_samples``).
+        self.in_flight = 0
         # Called with (group, z) before each decode, to change the latents in place (section morphs).
         self.shape_latents: Callable[[ModelGroup, np.ndarray], None] | None = None
 
@@ -70,6 +73,12 @@ class ModelGroup:
     def available(self) -> int:
         """Samples per row ready in the FIFO."""
         return self._end - self._start
+
+    @property
+    def ahead_samples(self) -> int:
+        """How far ahead of the mix the next prepared call will be heard, in output samples (about one
+        call's worth for each call decoding ahead)."""
+        return self.available + self.in_flight * self.chunk_samples
 
     def fill(self, frames: int) -> None:
         """Decode until at least ``frames`` samples per row are ready."""

@@ -51,8 +51,9 @@ class Morph:
             return
         frames = z.shape[2]
         samples_per_frame = self.engine.samplerate / group.info.latent_rate_hz
-        # Decoding runs ahead of the mix by what the FIFO holds: place the glide where it will be heard.
-        ahead = group.available + samples_per_frame * np.arange(1, frames + 1)
+        # Decoding runs ahead of the mix by what the FIFO holds and the calls decoding ahead: place the
+        # glide where it will be heard.
+        ahead = group.ahead_samples + samples_per_frame * np.arange(1, frames + 1)
         p = np.array([programme.morph_progress(int(a)) for a in ahead], dtype=np.float32)
         size = group.info.latent_size
         voices = self.engine.voices

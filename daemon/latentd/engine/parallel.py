@@ -127,9 +127,13 @@ class ParallelDecoder:
                 self._submit(group)
 
     def _submit(self, group: ModelGroup) -> None:
-        z = group.prepare()
-        future = self._executor(group).submit(self._run, group, z)
-        self._ahead.setdefault(group, deque()).append(future)
+        ahead = self._ahead.setdefault(group, deque())
+        group.in_flight = len(ahead)
+        try:
+            z = group.prepare()
+        finally:
+            group.in_flight = 0
+        ahead.append(self._executor(group).submit(self._run, group, z))
 
     def _run(self, group: ModelGroup, z: np.ndarray) -> np.ndarray:
         with self._running:
