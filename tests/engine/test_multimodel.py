@@ -57,6 +57,32 @@ def test_temperature_by_command_changes_every_voice_of_the_model(tmp_path, synth
     assert engine.command_log[-1][1] == c.SetModelAttribute("w", "temperature", 0.0)
 
 
+def test_commands_while_calls_decode_beside_the_mix_repeat_sample_for_sample(tmp_path, synth):
+    # Decoding beside the mix, a model attribute waits for the calls in flight; a gain does not wait.
+    # Either way the samples depend on the blocks the commands are given at, never on thread timing.
+    config = write_piece(
+        tmp_path,
+        models={"a": synth},
+        voices={"v": {"model": "a", "source": NOISY, "route": [0]}, "w": {"model": "a", "source": NOISY}},
+        audio={"decode_threads": 2},
+    )
+    commands = {20: c.SetVoiceGain("v", 0.5), 40: c.SetModelAttribute("w", "temperature", 0.0)}
+    runs = []
+    for _ in range(2):
+        engine = make_engine(config)
+        blocks = []
+        for block in range(120):
+            if block in commands:
+                engine.submit(commands[block])
+            blocks.append(engine.next_block())
+        engine.decoder.close()
+        runs.append(np.concatenate(blocks, axis=1))
+    np.testing.assert_array_equal(runs[0], runs[1])
+    hot = high_band_rms(runs[0][0, : 40 * 256])
+    cold = high_band_rms(runs[0][0, 80 * 256 :])
+    assert hot > 0.01 and cold < hot / 10, (hot, cold)
+
+
 def test_attribute_from_the_piece_is_set_at_load(tmp_path, synth):
     config = write_piece(tmp_path, models={"a": synth}, voices={"v": {"model": "a", "source": NOISY}})
     text = (tmp_path / "piece" / "piece.toml").read_text()

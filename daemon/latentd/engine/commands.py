@@ -271,6 +271,7 @@ class SetModelAttribute(Command):
     """
 
     name: ClassVar[str] = "voice.attr"
+    touches_model = True
     override = None
     voice: str
     attribute: str
@@ -308,6 +309,7 @@ class SwapModel(Command):
     """
 
     name: ClassVar[str] = "voice.model"
+    touches_model = True
     override = None
     voice: str
     model: str
@@ -335,6 +337,7 @@ class ModelSwapped(Command):
     """
 
     name: ClassVar[str] = "voice.model_swapped"
+    touches_model = True
     override = None
     voice: str
     model: str

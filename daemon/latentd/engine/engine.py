@@ -242,7 +242,8 @@ class Engine:
         """Check, resolve, apply and log one command (engine thread, between blocks)."""
         if self.remote_voices and getattr(cmd, "voice", None) in self.remote_voices:
             return  # another node's voice: the command reached that node (runtime/node_control.py)
-        self.decoder.wait()  # a command may touch a model: none may be decoding in the background
+        if cmd.touches_model:
+            self.decoder.wait()  # none of its calls may be decoding in the background
         sent = cmd  # keeps the sender's origin for a refusal
         reason = self.check(cmd)
         if reason is None:
