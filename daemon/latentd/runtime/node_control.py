@@ -9,8 +9,16 @@ again (it joined, or came back) it first gets the master's programme as it is at
 plays the section the master plays, and the last seed given to each voice (the daily reseed). A
 command that names its own block (``AdvanceSection``, ``FollowProgramme``) carries each worker's. The
 master section's commands (master gain, mute, opening fades) are not sent: the master applies them to
-its workers' audio as to its own. :class:`NodeReceiver` runs on each worker, in a thread of its own,
-and queues what arrives with ``Engine.submit_at``. Bad datagrams are logged and dropped.
+its workers' audio as to its own. A command naming a worker's voice goes to that worker only; the
+master keeps each such override (and a reset) and gives them again, after the programme, to a node heard
+again, so a worker that restarted plays as the operator left it.
+
+:class:`NodeReceiver` runs on each worker, in a thread of its own, queues what arrives with
+``Engine.submit_at`` and reports the worker's voices to the master (:class:`~latentd.engine.
+remote_voices.NodeReport`, ``{"report": ...}`` to the master's ``address:control_port``) about once a
+second and soon after they change; :class:`NodeReports` on the master keeps them in
+``Engine.remote``, against which commands naming those voices are checked. Bad datagrams are logged
+and dropped.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import dataclasses
 import json
 import socket
 import threading
+import time
 from collections.abc import Mapping
 
 import structlog
@@ -27,6 +36,7 @@ from latentd.engine import commands as c
 from latentd.engine.engine import Engine
 from latentd.engine.node_bus import NodeBus
 from latentd.engine.node_sync import ProgrammeClock
+from latentd.engine.remote_voices import NodeReport
 
 log = structlog.get_logger("latentd.runtime.node_control")
 
@@ -35,6 +45,7 @@ log = structlog.get_logger("latentd.runtime.node_control")
 MASTER_SECTION = (c.SetMasterGain, c.SetMasterMute, c.SetOpen)
 
 _MAX_DATAGRAM = 65507
+REPORT_EVERY_S = 1.0  # a worker reports its voices this often, and soon after they change
 
 
 class NodeSender:
@@ -45,6 +56,7 @@ class NodeSender:
         buses: Mapping[str, NodeBus],
         targets: Mapping[str, tuple[str, int]],
         clock: ProgrammeClock | None = None,
+        owners: Mapping[str, str] | None = None,
     ) -> None:
         """Send to ``targets[node]`` with ``buses[node]``'s offset.
 
@@ -53,14 +65,21 @@ class NodeSender:
             targets: Each worker's ``(address, control_port)``.
             clock: The master's programme clock: a node heard again gets its programme (see
                 :meth:`on_block`); None sends commands only.
+            owners: Each worker's voice → its node: a command naming a voice goes to its node only
+                (none for the master's own voices). None: to every worker.
         """
         self.buses = dict(buses)
         self.targets = dict(targets)
         self.clock = clock
+        self.owners = owners
         self.sent = 0
         self._heard: set[str] = set()
         # The last seed given to each voice (the daily reseed): a node heard again gets them too.
         self._seeds: dict[str, c.ReseedVoice] = {}
+        # The operator's overrides of each node's voices, and the nodes that missed a reset: given again
+        # to a node heard again (after a restart it has lost them).
+        self._kept = {node: c.Overrides() for node in self.buses}
+        self._reset_missed: set[str] = set()
         self._sock = socket.socket(
             socket.AF_INET6 if any(":" in a for a, _ in targets.values()) else socket.AF_INET,
             socket.SOCK_DGRAM,
@@ -71,12 +90,28 @@ class NodeSender:
         """Send ``command``, due at master block ``block``, to every worker heard."""
         if isinstance(command, MASTER_SECTION):
             return
-        if isinstance(command, c.ReseedVoice):
+        nodes = list(self.buses)
+        voice = getattr(command, "voice", None)
+        if voice is not None and self.owners is not None:
+            nodes = [self.owners[voice]] if self.owners.get(voice) in self.buses else []
+        if isinstance(command, c.ReseedVoice) and nodes:
             self._seeds[command.voice] = command
-        for node, bus in self.buses.items():
-            if bus.offset_blocks is None or not bus.present:
+        for node in nodes:
+            heard = self._heard_at(node)
+            if command.resets_overrides or (voice is not None and command.override is not None):
+                self._kept[node].note(command)
+                if command.resets_overrides and heard is None:
+                    self._reset_missed.add(node)
+            if heard is None:
+                if voice is not None:
+                    log.info("node.kept", node=node, block=block, **command.to_json())
                 continue
-            self._send(node, block + bus.offset_blocks, command)
+            self._send(node, block + heard, command)
+
+    def _heard_at(self, node: str) -> int | None:
+        """The node's offset, None while it is not heard."""
+        bus = self.buses[node]
+        return bus.offset_blocks if bus.present else None
 
     def on_block(self, block: int) -> None:
         """At the start of master block ``block`` (engine thread): a node heard again gets the programme."""
@@ -96,9 +131,18 @@ class NodeSender:
         p = clock.engine.programme
         state = c.FollowProgramme(block + offset, p.step, p.entry, p.current.name, p.position, p.hold)
         log.info("node.follow", node=node, block=block, section=state.section, position=p.position)
+        if node in self._reset_missed:
+            self._reset_missed.discard(node)
+            self._send(node, block + offset, c.ResetOverrides())
         self._send(node, block + offset, state)
         for seed in self._seeds.values():
-            self._send(node, block + offset, seed)
+            if self.owners is None or self.owners.get(seed.voice) == node:
+                self._send(node, block + offset, seed)
+        kept = self._kept[node].values()
+        for override in kept:
+            self._send(node, block + offset, override)
+        if kept:
+            log.info("node.overrides_given", node=node, block=block, overrides=len(kept))
         pending = clock.pending
         if pending is not None and pending[0] == p.entry and pending[1] > block:
             self._send(node, pending[1] + offset, c.AdvanceSection(pending[1], p.entry))
@@ -118,18 +162,11 @@ class NodeSender:
         self._sock.close()
 
 
-class NodeReceiver:
-    """A worker's end of the control channel: datagrams into ``engine.submit_at``."""
+class _Listener:
+    """A UDP socket bound to a node's ``address:port`` and a thread reading it (``_run``)."""
 
-    def __init__(self, engine: Engine, address: str, port: int) -> None:
-        """Bind ``address:port`` (the worker's node address and control port).
-
-        Raises:
-            OSError: If the address cannot be bound (the error names it).
-        """
+    def __init__(self, address: str, port: int, thread_name: str) -> None:
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        self.engine = engine
-        self.received = 0
         self._sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             self._sock.bind((address, port))
@@ -138,15 +175,72 @@ class NodeReceiver:
             raise OSError(f"node control channel: cannot listen on {address}:{port}: {exc.strerror}") from exc
         self._sock.settimeout(0.2)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="node-control", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=thread_name, daemon=True)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop and close."""
+        self._stop.set()
+        self._thread.join(2.0)
+        self._sock.close()
+
+
+class NodeReceiver(_Listener):
+    """A worker's end of the control channel: datagrams into ``engine.submit_at``, reports to the master."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        address: str,
+        port: int,
+        *,
+        node: str = "",
+        master: tuple[str, int] | None = None,
+    ) -> None:
+        """Bind ``address:port`` (the worker's node address and control port).
+
+        Args:
+            engine: The worker's engine.
+            address: The node's address.
+            port: Its control port.
+            node: The node's name, in its reports.
+            master: The master's ``(address, control_port)`` to report the voices to (None: no reports).
+
+        Raises:
+            OSError: If the address cannot be bound (the error names it).
+        """
+        super().__init__(address, port, "node-control")
+        self.engine = engine
+        self.node = node
+        self.master = master
+        self.received = 0
+        self.reports = 0
 
     def start(self) -> NodeReceiver:
         """Start listening."""
         self._thread.start()
         return self
 
+    def _report(self, last: tuple[float, object]) -> tuple[float, object]:
+        """Send the master a report when a second has passed or the voices changed since ``last``."""
+        snapshot = self.engine.snapshot
+        now = time.monotonic()
+        if self.master is None or (snapshot.voices is last[1] and now - last[0] < REPORT_EVERY_S):
+            return last
+        payload = json.dumps({"report": NodeReport.of(self.node, snapshot).to_json()}, allow_nan=False)
+        try:
+            self._sock.sendto(payload.encode(), self.master)
+            self.reports += 1
+        except OSError as exc:
+            log.warning("node.report_failed", master=str(self.master), reason=str(exc))
+        return now, snapshot.voices
+
     def _run(self) -> None:
+        last: tuple[float, object] = (-REPORT_EVERY_S, None)
         while not self._stop.is_set():
+            last = self._report(last)
             try:
                 data, sender = self._sock.recvfrom(_MAX_DATAGRAM)
             except TimeoutError:
@@ -165,8 +259,48 @@ class NodeReceiver:
             self.received += 1
             self.engine.submit_at(block, command)
 
-    def stop(self) -> None:
-        """Stop and close."""
-        self._stop.set()
-        self._thread.join(2.0)
-        self._sock.close()
+
+class NodeReports(_Listener):
+    """The master's end: its workers' reports of their voices, into ``engine.remote`` (a thread)."""
+
+    def __init__(self, engine: Engine, address: str, port: int, nodes: Mapping[str, str]) -> None:
+        """Bind ``address:port`` (the master's node address and control port).
+
+        Args:
+            engine: The master's engine.
+            address: The master's address.
+            port: Its control port.
+            nodes: Each worker node → its address (a report from elsewhere is dropped).
+
+        Raises:
+            OSError: If the address cannot be bound (the error names it).
+        """
+        super().__init__(address, port, "node-reports")
+        self.engine = engine
+        self.nodes = dict(nodes)
+        self.received = 0
+
+    def start(self) -> NodeReports:
+        """Start listening."""
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, sender = self._sock.recvfrom(_MAX_DATAGRAM)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                report = NodeReport.from_json(json.loads(data)["report"])
+                if self.nodes.get(report.node) != sender[0]:
+                    raise ValueError(f"node {report.node!r} is not at {sender[0]}")
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                log.warning("node.bad_report", sender=str(sender), reason=str(exc)[:200])
+                continue
+            self.received += 1
+            if report.node not in self.engine.remote.reports:
+                log.info("node.reported", node=report.node, voices=sorted(report.voices))
+            self.engine.remote.take_report(report)
