@@ -93,11 +93,12 @@ def two_nodes(
     voices: dict[str, dict[str, Any]],
     master_voices: list[str],
     sections: list[dict[str, Any]] | None = None,
+    blocksize: int = 256,
     **venue: Any,
 ) -> Path:
-    """The venue of the two-node tests: each voice a steady tone with its own keys (``route``, ``gain``);
-    the master ``hub`` plays ``master_voices``, the worker ``n1`` the others; ``venue`` adds tables
-    (``jack`` adds keys to the master's)."""
+    """The venue of the two-node tests: each voice a steady tone with its own keys (``route``, ``gain``,
+    ``source`` ...); the master ``hub`` plays ``master_voices``, the worker ``n1`` the others; ``venue``
+    adds tables (``jack`` adds keys to the master's); ``blocksize`` is the JACK period's."""
     tone = {"model": "tone", "source": TONE, "bias": TONE_BIAS}
     return write_piece(
         tmp_path,
@@ -105,7 +106,7 @@ def two_nodes(
         voices={name: tone | keys for name, keys in voices.items()},
         sections=sections,
         programme={"crossfade_s": 0.0},
-        audio={"layout": "stereo", "frames_per_call": 4},
+        audio={"layout": "stereo", "frames_per_call": 4, "blocksize": blocksize},
         extra_venue={
             "jack": {
                 "client_name": "latentd",

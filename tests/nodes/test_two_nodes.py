@@ -279,6 +279,7 @@ def test_a_master_on_a_jackd_of_its_own_serves_its_workers(
     daemons.append(hub)
     hub.wait_event("node.netmanager_loaded")
     assert wait_until(worker.joined, 20.0), f"the worker never joined the master:\n{worker.output()}"
+    hub.wait_event("ready")  # a stop asked during the start-up is another test's
     asked = time.monotonic()
     hub.proc.terminate()
     hub.finish()

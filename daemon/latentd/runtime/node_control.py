@@ -5,8 +5,9 @@ The master's engine gives each command its block (``engine/node_sync.py``); :cla
 into each worker's block with that worker's measured offset (``NodeBus.offset_blocks``) and sends it to
 the worker's ``address:control_port``; a node not heard (no offset) gets nothing. When a node is heard
 again (it joined, or came back) it first gets the master's programme as it is at that block
-(``FollowProgramme``: section, step, position, hold), the section end already given, if any, so it
-plays the section the master plays, and the last seed given to each voice (the daily reseed). A
+(``FollowProgramme``: section, step, position, hold, and how its blocks map to the master's, to which
+it sets its sources' clocks), the section end already given, if any, so it plays the section the
+master plays, and the last seed given to each voice (the daily reseed). A
 command that names its own block (``AdvanceSection``, ``FollowProgramme``) carries each worker's. The
 master section's commands (master gain, mute, opening fades) are not sent: the master applies them to
 its workers' audio as to its own. A command naming a worker's voice goes to that worker only; the
@@ -129,7 +130,9 @@ class NodeSender:
     def _follow(self, node: str, block: int, offset: int, clock: ProgrammeClock) -> None:
         """Send ``node`` the programme as it is at master block ``block``, and the section end given."""
         p = clock.engine.programme
-        state = c.FollowProgramme(block + offset, p.step, p.entry, p.current.name, p.position, p.hold)
+        state = c.FollowProgramme(
+            block + offset, p.step, p.entry, p.current.name, p.position, p.hold, clock_blocks=-offset
+        )
         log.info("node.follow", node=node, block=block, section=state.section, position=p.position)
         if node in self._reset_missed:
             self._reset_missed.discard(node)
