@@ -4,10 +4,10 @@ The worker decodes its voice only, routed to the right speaker, and sends it ove
 plays its own voice on the left speaker and mixes the worker's in: both are heard on the master's speaker
 ports and are in its recording. The worker's latentd killed, the right speaker falls silent and the left
 plays on; the worker restarted, its voice is back. Section changes, by an operator or by the programme's
-own time, land on both nodes in the same period. The master lost, the worker waits; the master back, the
-worker plays again, in the master's section. An operator's command naming the worker's voice is checked
-at the master's door like one naming the master's own, acts on the worker at the master's block, and
-is given again to a worker that restarted.
+own time, land on both nodes in the same period. The master lost (its latentd only, or its machine),
+the worker falls silent and waits; the master back, the worker plays again, in the master's section.
+An operator's command naming the worker's voice is checked at the master's door like one naming the
+master's own, acts on the worker at the master's block, and is given again to a worker that restarted.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import soundfile as sf
 
 from latentd.modelkit.builder import SynthSpec
 from latentd.outputs.jackd import JackServer
+from latentd.outputs.netjack import node_ports
 from tests.jackfixtures import JackCapture, jack_capture_factory
 from tests.nodes.daemons import NsDaemon, last_sound, listen, two_nodes
 from tests.nodes.netns import NetnsNet, unavailable_reason, wait_until
@@ -233,17 +234,44 @@ def test_a_worker_waits_for_a_lost_master_and_follows_it_back(
     master, config, hub, n1 = _pair(
         tmp_path, net, daemons, model_factory, 120.0, voices=PAIR_VOICES, master_voices=["here"]
     )
-    # Heard from the logs: a JACK client of this process would outlive the master's jackd.
     hub.wait_event("node.back")  # the worker's voice is in the master's mix
     n1.wait_event("node.master_joined")
     assert wait_until(lambda: _follows(n1) >= 1, 30.0), "\n".join(n1.lines[-40:])
+    # Only the master's latentd dies: its jackd lives on, and the worker's ports on it are heard (closed
+    # before that jackd dies below: a client of this process must not outlive its server).
+    worker_out = JackCapture(master.name, 2, 48000, "worker-out")
+    try:
+        worker_out.connect(node_ports([p.name for p in worker_out.client.get_ports()], "n1")[:2])
+        heard = listen(worker_out, lambda rms: rms[1] > 1e-3, hub, n1)
+        assert heard[1] > 1e-3, f"RMS of the worker's ports {heard}"
+        killed = time.monotonic()
+        hub.proc.kill()
+        hub.finish()
+        [lost] = n1.wait_event("node.master_lost")
+        print(
+            f"the worker logged node.master_lost {time.monotonic() - killed:.1f} s after the master's latentd"
+        )
+        assert "no beat" in lost["reason"], lost
+        quiet = listen(worker_out, lambda rms: (rms < 1e-6).all(), n1)
+        assert (quiet < 1e-6).all(), f"RMS of the worker's ports with its master lost {quiet}"
+        follows = _follows(n1)
+        hub = NsDaemon(net.master.netns, config, 120.0, "--node", "hub")
+        daemons.append(hub)
+        [back] = n1.wait_event("node.master_back")
+        assert back["same_master"] is False, back
+        assert wait_until(lambda: _follows(n1) > follows, 30.0), "\n".join(n1.lines[-40:])
+        again = listen(worker_out, lambda rms: rms[1] > 1e-3, hub, n1)
+        assert again[1] > 1e-3, f"RMS of the worker's ports with a master again {again}"
+    finally:
+        worker_out.close()
     # The master machine goes: its latentd and its jackd die.
     hub.proc.kill()
     hub.finish()
     master.kill()
     killed = time.monotonic()
-    n1.wait_event("node.master_lost")
-    print(f"the worker logged node.master_lost {time.monotonic() - killed:.1f} s after the master died")
+    n1.wait_event("node.master_lost", count=2)
+    n1.wait_event("node.master_ports_lost")
+    print(f"the worker logged node.master_ports_lost {time.monotonic() - killed:.1f} s after the master died")
     assert n1.proc.poll() is None, "the worker's latentd must wait for its master"
     follows = _follows(n1)
     # The master comes back: a new jackd with its netmanager, a new latentd (its blocks count from 0).
@@ -258,7 +286,7 @@ def test_a_worker_waits_for_a_lost_master_and_follows_it_back(
     _stop(hub, n1)
     assert [e["event"] for e in hub.events("node.back")] == ["node.back"], "\n".join(hub.lines[-40:])
     assert len(hub.events("node.follow")) == 1, "\n".join(hub.lines[-40:])
-    assert [e["event"] for e in n1.events("node.master_lost")] == ["node.master_lost"]
+    assert len(n1.events("node.master_lost")) == 2 and len(n1.events("node.master_ports_lost")) == 1
 
 
 def test_a_master_on_a_jackd_of_its_own_serves_its_workers(

@@ -168,3 +168,52 @@ def test_a_worker_reports_its_voices_to_the_master_which_takes_them_from_that_no
     assert master.remote.reports["n1"].voices["b"].gain == 0.5
     events = sorted(e["event"] for e in logs if e["event"].startswith("node."))
     assert events == ["node.bad_report", "node.reported"], logs
+
+
+def test_a_worker_fades_out_when_the_masters_beats_stop_and_in_when_the_same_master_beats_again(
+    tmp_path: Path, model_factory: Callable[[SynthSpec], Path]
+) -> None:
+    path = _two_sections(tmp_path, model_factory, 3600.0, 3600.0)
+    master = build_engine(load_config(path), fade_in_s=0.0, warm_up=False)
+    worker = build_engine(load_config(path), fade_in_s=0.0, warm_up=False)
+    worker.lead = CommandLead(0)
+    receiver = NodeReceiver(worker, "127.0.0.1", 0, master=("127.0.0.1", 0), fade_s=0.5)
+    reports = NodeReports(master, "127.0.0.1", 0, {}, {"n1": receiver._sock.getsockname()}).start()
+    receiver.master = reports._sock.getsockname()
+    receiver.start()
+
+    def wait(done: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 10.0
+        while not done() and time.monotonic() < deadline:
+            master.next_block()  # the master's engine plays: its latentd beats
+            time.sleep(0.01)
+
+    def beat(session: str) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+            other.sendto(json.dumps({"beat": {"session": session}}).encode(), receiver._sock.getsockname())
+
+    try:
+        with capture_logs() as logs:
+            wait(lambda: receiver.beats >= 2)
+            session = json.loads(reports._beat)["beat"]["session"]
+            reports.stop()  # the master's latentd is gone (its jackd may not be)
+            wait(lambda: receiver.master_lost)
+            worker.next_block()
+            assert worker.fade.target == 0.0  # fading out
+            beat("another")  # a new master: it sends its programme, which fades the worker in
+            wait(lambda: not receiver.master_lost)
+            wait(lambda: receiver.master_lost)
+            beat("another")  # the same master, back from a pause: the worker fades in by itself
+            wait(lambda: not receiver.master_lost)
+            worker.next_block()
+            assert worker.fade.target == 1.0
+    finally:
+        receiver.stop()
+    assert session != "another"
+    events = [(e["event"], e.get("same_master")) for e in logs if e["event"].startswith("node.master")]
+    assert events == [
+        ("node.master_lost", None),
+        ("node.master_back", False),
+        ("node.master_lost", None),
+        ("node.master_back", True),
+    ]

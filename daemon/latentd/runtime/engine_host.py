@@ -238,6 +238,7 @@ class EngineHost:
                 this.control_port,
                 node=venue.node,
                 master=(master.address, master.control_port),
+                fade_s=NODE_FADE_S,
             ).start()
             return
         buses = {}
@@ -256,7 +257,7 @@ class EngineHost:
             self.sender = NodeSender(buses, targets, clock, owners)
             engine.remote.watch(lambda: {node: bus.present for node, bus in buses.items()})
             addresses = {n: venue.nodes[n].address for n in buses}
-            self.reports = NodeReports(engine, this.address, this.control_port, addresses).start()
+            self.reports = NodeReports(engine, this.address, this.control_port, addresses, targets).start()
             engine.lead.listeners.append(self.sender)
             # The sender first: a node heard again gets the state before any new section end.
             engine.block_start_listeners.append(self.sender.on_block)

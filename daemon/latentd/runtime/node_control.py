@@ -18,8 +18,14 @@ again, so a worker that restarted plays as the operator left it.
 ``Engine.submit_at`` and reports the worker's voices to the master (:class:`~latentd.engine.
 remote_voices.NodeReport`, ``{"report": ...}`` to the master's ``address:control_port``) about once a
 second and soon after they change; :class:`NodeReports` on the master keeps them in
-``Engine.remote``, against which commands naming those voices are checked. Bad datagrams are logged
-and dropped.
+``Engine.remote``, against which commands naming those voices are checked.
+
+The master's latentd beats: :class:`NodeReports` sends each worker ``{"beat": {"session": ...}}``
+about every ``BEAT_EVERY_S`` while its engine plays. A worker that has heard beats and hears none for
+``MASTER_LOST_S`` logs ``node.master_lost``, fades out and waits (its jackd may still have the
+master's: only the master's latentd is gone). When beats come again from the same master (the same
+``session``: it only paused) the worker fades in by itself; from a new master it waits for that
+master's programme (``FollowProgramme``, which fades it in). Bad datagrams are logged and dropped.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import json
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 
 import structlog
@@ -47,6 +54,8 @@ MASTER_SECTION = (c.SetMasterGain, c.SetMasterMute, c.SetOpen)
 
 _MAX_DATAGRAM = 65507
 REPORT_EVERY_S = 1.0  # a worker reports its voices this often, and soon after they change
+BEAT_EVERY_S = 0.25  # the master's latentd beats this often (each listener tick is at most 0.2 s)
+MASTER_LOST_S = 1.0  # a worker that hears no beat for this long takes the master for lost
 
 
 class NodeSender:
@@ -201,6 +210,7 @@ class NodeReceiver(_Listener):
         *,
         node: str = "",
         master: tuple[str, int] | None = None,
+        fade_s: float = 2.0,
     ) -> None:
         """Bind ``address:port`` (the worker's node address and control port).
 
@@ -209,7 +219,9 @@ class NodeReceiver(_Listener):
             address: The node's address.
             port: Its control port.
             node: The node's name, in its reports.
-            master: The master's ``(address, control_port)`` to report the voices to (None: no reports).
+            master: The master's ``(address, control_port)``: its voices are reported there, and beats
+                come from there (None: no reports, no beats expected).
+            fade_s: The fade out when the master is lost, and in when the same master beats again.
 
         Raises:
             OSError: If the address cannot be bound (the error names it).
@@ -218,8 +230,13 @@ class NodeReceiver(_Listener):
         self.engine = engine
         self.node = node
         self.master = master
+        self.fade_s = fade_s
         self.received = 0
         self.reports = 0
+        self.beats = 0
+        self.master_lost = False
+        self._beat_at: float | None = None  # monotonic time of the last beat
+        self._session: str | None = None  # the master that beat last
 
     def start(self) -> NodeReceiver:
         """Start listening."""
@@ -240,10 +257,43 @@ class NodeReceiver(_Listener):
             log.warning("node.report_failed", master=str(self.master), reason=str(exc))
         return now, snapshot.voices
 
+    def _watch(self) -> None:
+        """A master that beat and beats no more is lost: fade out and wait (this thread)."""
+        beat_at = self._beat_at
+        if self.master_lost or beat_at is None or time.monotonic() - beat_at < MASTER_LOST_S:
+            return
+        log.warning(
+            "node.master_lost",
+            reason=f"no beat from the master's latentd for {MASTER_LOST_S:g} s",
+            action="fading out; silent until the master is back",
+        )
+        self.engine.submit(c.SetOpen(False, self.fade_s))
+        self.master_lost = True  # last: who reads it finds the fade queued
+
+    def _beat(self, beat: Mapping[str, object], sender: tuple[str, int]) -> None:
+        """A beat from the master: it is there; after a loss, fade in (the same master) or wait for the
+        new master's programme."""
+        if self.master is None or sender[0] != self.master[0]:
+            raise ValueError(f"a beat from {sender[0]}, not from the master")
+        session = str(beat["session"])
+        self.beats += 1
+        self._beat_at = time.monotonic()
+        same = session == self._session
+        self._session = session
+        if not self.master_lost:
+            return
+        if same:
+            log.info("node.master_back", same_master=True, action="fading in")
+            self.engine.submit(c.SetOpen(True, self.fade_s))
+        else:
+            log.info("node.master_back", same_master=False, action="waiting for its programme")
+        self.master_lost = False
+
     def _run(self) -> None:
         last: tuple[float, object] = (-REPORT_EVERY_S, None)
         while not self._stop.is_set():
             last = self._report(last)
+            self._watch()
             try:
                 data, sender = self._sock.recvfrom(_MAX_DATAGRAM)
             except TimeoutError:
@@ -252,6 +302,9 @@ class NodeReceiver(_Listener):
                 return
             try:
                 message = json.loads(data)
+                if "beat" in message:
+                    self._beat(message["beat"], sender)
+                    continue
                 block = message["block"]
                 if not isinstance(block, int):
                     raise TypeError(f"block must be an integer, got {block!r}")
@@ -264,9 +317,17 @@ class NodeReceiver(_Listener):
 
 
 class NodeReports(_Listener):
-    """The master's end: its workers' reports of their voices, into ``engine.remote`` (a thread)."""
+    """The master's end: its workers' reports of their voices, into ``engine.remote``, and its beats to
+    them (a thread)."""
 
-    def __init__(self, engine: Engine, address: str, port: int, nodes: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        address: str,
+        port: int,
+        nodes: Mapping[str, str],
+        targets: Mapping[str, tuple[str, int]] | None = None,
+    ) -> None:
         """Bind ``address:port`` (the master's node address and control port).
 
         Args:
@@ -274,6 +335,7 @@ class NodeReports(_Listener):
             address: The master's address.
             port: Its control port.
             nodes: Each worker node → its address (a report from elsewhere is dropped).
+            targets: Each worker's ``(address, control_port)``, to beat to (None: no beats).
 
         Raises:
             OSError: If the address cannot be bound (the error names it).
@@ -281,7 +343,25 @@ class NodeReports(_Listener):
         super().__init__(address, port, "node-reports")
         self.engine = engine
         self.nodes = dict(nodes)
+        self.targets = dict(targets or {})
         self.received = 0
+        self.beats = 0
+        # One per run of this latentd: a worker tells a master that paused from a new one.
+        self._beat = json.dumps({"beat": {"session": uuid.uuid4().hex}}).encode()
+        self._beat_at = (-BEAT_EVERY_S, -1)  # (monotonic time, engine block) of the last beat
+
+    def _send_beats(self) -> None:
+        """Beat to every worker, while the engine plays (its blocks advance)."""
+        now, block = time.monotonic(), self.engine.snapshot.block
+        if now - self._beat_at[0] < BEAT_EVERY_S or block == self._beat_at[1]:
+            return
+        self._beat_at = (now, block)
+        for node, target in self.targets.items():
+            try:
+                self._sock.sendto(self._beat, target)
+                self.beats += 1
+            except OSError as exc:
+                log.warning("node.beat_failed", node=node, target=str(target), reason=str(exc))
 
     def start(self) -> NodeReports:
         """Start listening."""
@@ -290,6 +370,7 @@ class NodeReports(_Listener):
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._send_beats()
             try:
                 data, sender = self._sock.recvfrom(_MAX_DATAGRAM)
             except TimeoutError:
