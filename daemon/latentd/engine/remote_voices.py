@@ -71,7 +71,7 @@ class NodeReport:
             ValueError, KeyError, TypeError: ``data`` is not such a report (the message says where).
         """
         rules = data["swap_rules"]
-        report = cls(
+        return cls(
             node=_text(data["node"]),
             block=int(data["block"]),
             voices=frozen_mapping({_text(n): _state(v) for n, v in data["voices"].items()}),
@@ -89,7 +89,6 @@ class NodeReport:
                 ),
             ),
         )
-        return report
 
 
 def _text(value: object) -> str:

@@ -114,7 +114,11 @@ class NodeSender:
                     self._reset_missed.add(node)
             if heard is None:
                 if voice is not None:
-                    log.info("node.kept", node=node, block=block, **command.to_json())
+                    # Overrides and seeds are given again when the node is heard; actions are missed.
+                    kept = command.override is not None or isinstance(command, c.ReseedVoice)
+                    log.info(
+                        "node.kept" if kept else "node.missed", node=node, block=block, **command.to_json()
+                    )
                 continue
             self._send(node, block + heard, command)
 
@@ -234,6 +238,7 @@ class NodeReceiver(_Listener):
         self.received = 0
         self.reports = 0
         self.beats = 0
+        self._report_failed = False
         self.master_lost = False
         self._beat_at: float | None = None  # monotonic time of the last beat
         self._session: str | None = None  # the master that beat last
@@ -253,8 +258,13 @@ class NodeReceiver(_Listener):
         try:
             self._sock.sendto(payload.encode(), self.master)
             self.reports += 1
+            self._report_failed = False
         except OSError as exc:
-            log.warning("node.report_failed", master=str(self.master), reason=str(exc))
+            if not self._report_failed:  # once until a report goes again, not every second
+                log.warning(
+                    "node.report_failed", master=str(self.master), bytes=len(payload), reason=str(exc)
+                )
+            self._report_failed = True
         return now, snapshot.voices
 
     def _watch(self) -> None:
