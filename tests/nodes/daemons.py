@@ -17,13 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from tests.jackfixtures import JackCapture
-from tests.nodes.netns import NetnsNet
+from tests.nodes.netns import NetnsNet, unavailable_reason
 from tests.pieces import write_piece
 from tests.runtime.test_supervisor import TONE, TONE_BIAS, Daemon
 
 WAIT_S = 60.0
+
+_reason = unavailable_reason()
+# The marks of a test module that runs latentd on two nodes.
+MARKS = [pytest.mark.jack, pytest.mark.slow, pytest.mark.skipif(_reason is not None, reason=_reason or "")]
 
 
 class NsDaemon(Daemon):

@@ -28,26 +28,15 @@ from latentd.modelkit.builder import SynthSpec
 from latentd.outputs.jackd import JackServer
 from latentd.outputs.netjack import node_ports
 from tests.jackfixtures import JackCapture, jack_capture_factory
-from tests.nodes.daemons import NsDaemon, last_sound, listen, two_nodes
-from tests.nodes.netns import NetnsNet, unavailable_reason, wait_until
+from tests.nodes.daemons import MARKS, NsDaemon, last_sound, listen, two_nodes
+from tests.nodes.netns import NetnsNet, wait_until
 
 __all__ = ["jack_capture_factory"]
 
-_reason = unavailable_reason()
-pytestmark = [
-    pytest.mark.jack,
-    pytest.mark.slow,
-    pytest.mark.skipif(_reason is not None, reason=_reason or ""),
-]
+pytestmark = MARKS
 
 MakeModel = Callable[[SynthSpec], Path]
 MakeCapture = Callable[..., JackCapture]
-
-
-@pytest.fixture
-def net() -> Iterator[NetnsNet]:
-    with NetnsNet(1) as made:
-        yield made
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ clocks to count the master's blocks (``FollowProgramme.clock_blocks``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,17 +19,12 @@ import soundfile as sf
 
 from latentd.modelkit.builder import SynthSpec
 from tests.jackfixtures import JackCapture, jack_capture_factory
-from tests.nodes.daemons import NsDaemon, listen, two_nodes
-from tests.nodes.netns import NetnsNet, unavailable_reason
+from tests.nodes.daemons import MARKS, NsDaemon, listen, two_nodes
+from tests.nodes.netns import NetnsNet
 
 __all__ = ["jack_capture_factory"]
 
-_reason = unavailable_reason()
-pytestmark = [
-    pytest.mark.jack,
-    pytest.mark.slow,
-    pytest.mark.skipif(_reason is not None, reason=_reason or ""),
-]
+pytestmark = MARKS
 
 # Amplitude (latent dim 3) steps through 16 values, one per 0.2 s, the same on both voices (one seed);
 # the other dims hold a steady tone.
@@ -37,12 +32,6 @@ STEPS = {"kind": "steps", "n_steps": 16, "step_s": 0.2}
 VOICE = {"source": STEPS, "seed": 7, "scale": [0.0, 0.0, 0.0, 1.0], "bias": [0.0, -2.0, -4.0, 0.0]}
 HOP = 32  # frames per envelope point
 REFINE = 256  # frames around the envelopes' lag where the samples are compared
-
-
-@pytest.fixture
-def net() -> Iterator[NetnsNet]:
-    with NetnsNet(1) as made:
-        yield made
 
 
 def _envelope(channel: np.ndarray, window: int = 2048) -> np.ndarray:

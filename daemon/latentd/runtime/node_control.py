@@ -179,7 +179,8 @@ class NodeSender:
 
 
 class _Listener:
-    """A UDP socket bound to a node's ``address:port`` and a thread reading it (``_run``)."""
+    """A UDP socket bound to a node's ``address:port`` and a thread reading it: ``_tick`` at least every
+    0.2 s, ``_handle`` for each datagram."""
 
     def __init__(self, address: str, port: int, thread_name: str) -> None:
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
@@ -194,6 +195,20 @@ class _Listener:
         self._thread = threading.Thread(target=self._run, name=thread_name, daemon=True)
 
     def _run(self) -> None:
+        while not self._stop.is_set():
+            self._tick()
+            try:
+                data, sender = self._sock.recvfrom(_MAX_DATAGRAM)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._handle(data, sender)
+
+    def _tick(self) -> None:
+        """What is due by time (this thread)."""
+
+    def _handle(self, data: bytes, sender: tuple[str, int]) -> None:
         raise NotImplementedError
 
     def stop(self) -> None:
@@ -239,6 +254,7 @@ class NodeReceiver(_Listener):
         self.reports = 0
         self.beats = 0
         self._report_failed = False
+        self._last_report: tuple[float, object] = (-REPORT_EVERY_S, None)  # (monotonic time, voices)
         self.master_lost = False
         self._beat_at: float | None = None  # monotonic time of the last beat
         self._session: str | None = None  # the master that beat last
@@ -299,31 +315,25 @@ class NodeReceiver(_Listener):
             log.info("node.master_back", same_master=False, action="waiting for its programme")
         self.master_lost = False
 
-    def _run(self) -> None:
-        last: tuple[float, object] = (-REPORT_EVERY_S, None)
-        while not self._stop.is_set():
-            last = self._report(last)
-            self._watch()
-            try:
-                data, sender = self._sock.recvfrom(_MAX_DATAGRAM)
-            except TimeoutError:
-                continue
-            except OSError:
+    def _tick(self) -> None:
+        self._last_report = self._report(self._last_report)
+        self._watch()
+
+    def _handle(self, data: bytes, sender: tuple[str, int]) -> None:
+        try:
+            message = json.loads(data)
+            if "beat" in message:
+                self._beat(message["beat"], sender)
                 return
-            try:
-                message = json.loads(data)
-                if "beat" in message:
-                    self._beat(message["beat"], sender)
-                    continue
-                block = message["block"]
-                if not isinstance(block, int):
-                    raise TypeError(f"block must be an integer, got {block!r}")
-                command = c.command_from_json(message["command"])
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning("node.bad_command", sender=str(sender), reason=str(exc)[:200])
-                continue
-            self.received += 1
-            self.engine.submit_at(block, command)
+            block = message["block"]
+            if not isinstance(block, int):
+                raise TypeError(f"block must be an integer, got {block!r}")
+            command = c.command_from_json(message["command"])
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("node.bad_command", sender=str(sender), reason=str(exc)[:200])
+            return
+        self.received += 1
+        self.engine.submit_at(block, command)
 
 
 class NodeReports(_Listener):
@@ -378,23 +388,18 @@ class NodeReports(_Listener):
         self._thread.start()
         return self
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._send_beats()
-            try:
-                data, sender = self._sock.recvfrom(_MAX_DATAGRAM)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            try:
-                report = NodeReport.from_json(json.loads(data)["report"])
-                if self.nodes.get(report.node) != sender[0]:
-                    raise ValueError(f"node {report.node!r} is not at {sender[0]}")
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                log.warning("node.bad_report", sender=str(sender), reason=str(exc)[:200])
-                continue
-            self.received += 1
-            if report.node not in self.engine.remote.reports:
-                log.info("node.reported", node=report.node, voices=sorted(report.voices))
-            self.engine.remote.take_report(report)
+    def _tick(self) -> None:
+        self._send_beats()
+
+    def _handle(self, data: bytes, sender: tuple[str, int]) -> None:
+        try:
+            report = NodeReport.from_json(json.loads(data)["report"])
+            if self.nodes.get(report.node) != sender[0]:
+                raise ValueError(f"node {report.node!r} is not at {sender[0]}")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("node.bad_report", sender=str(sender), reason=str(exc)[:200])
+            return
+        self.received += 1
+        if report.node not in self.engine.remote.reports:
+            log.info("node.reported", node=report.node, voices=sorted(report.voices))
+        self.engine.remote.take_report(report)
