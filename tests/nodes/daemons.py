@@ -17,13 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from tests.jackfixtures import JackCapture
-from tests.nodes.netns import NetnsNet
+from tests.nodes.netns import NetnsNet, unavailable_reason
 from tests.pieces import write_piece
 from tests.runtime.test_supervisor import TONE, TONE_BIAS, Daemon
 
 WAIT_S = 60.0
+
+_reason = unavailable_reason()
+# The marks of a test module that runs latentd on two nodes.
+MARKS = [pytest.mark.jack, pytest.mark.slow, pytest.mark.skipif(_reason is not None, reason=_reason or "")]
 
 
 class NsDaemon(Daemon):
@@ -93,11 +98,12 @@ def two_nodes(
     voices: dict[str, dict[str, Any]],
     master_voices: list[str],
     sections: list[dict[str, Any]] | None = None,
+    blocksize: int = 256,
     **venue: Any,
 ) -> Path:
-    """The venue of the two-node tests: each voice a steady tone with its own keys (``route``, ``gain``);
-    the master ``hub`` plays ``master_voices``, the worker ``n1`` the others; ``venue`` adds tables
-    (``jack`` adds keys to the master's)."""
+    """The venue of the two-node tests: each voice a steady tone with its own keys (``route``, ``gain``,
+    ``source`` ...); the master ``hub`` plays ``master_voices``, the worker ``n1`` the others; ``venue``
+    adds tables (``jack`` adds keys to the master's); ``blocksize`` is the JACK period's."""
     tone = {"model": "tone", "source": TONE, "bias": TONE_BIAS}
     return write_piece(
         tmp_path,
@@ -105,7 +111,7 @@ def two_nodes(
         voices={name: tone | keys for name, keys in voices.items()},
         sections=sections,
         programme={"crossfade_s": 0.0},
-        audio={"layout": "stereo", "frames_per_call": 4},
+        audio={"layout": "stereo", "frames_per_call": 4, "blocksize": blocksize},
         extra_venue={
             "jack": {
                 "client_name": "latentd",

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from latentd.config import load_config
 from latentd.control.osc_config import host_allowed
 from latentd.engine.engine import Engine
+from latentd.engine.remote_voices import RemoteVoices
 from latentd.installation.piece import load_installation
 from latentd.web.app import Feed, make_app
 from latentd.web.config import WebConfig
@@ -177,3 +178,12 @@ def test_hosts_outside_the_allow_list_get_403():
     finally:
         ours.close()
         theirs.close()
+
+
+def test_status_lists_the_voices_of_other_machines_with_their_node(feed: WebFeed):
+    engine = feed.engine
+    assert feed.status()["remote_voices"] == {}  # one machine
+    engine.remote = RemoteVoices({"far": "pi2"})
+    engine.remote.watch(lambda: {"pi2": False})
+    play(engine, 0.05)
+    assert feed.status()["remote_voices"] == {"far": {"node": "pi2", "present": False}}

@@ -62,8 +62,8 @@ class NodeConfig(Strict):
         default=9110,
         ge=1,
         le=65535,
-        description="UDP port a worker listens on, at its address, for the master's commands (each with "
-        "the block to apply it at)",
+        description="UDP port the node listens on, at its address: a worker for the master's commands "
+        "(each with the block to apply it at) and beats, the master for its workers' reports of their voices",
     )
     latency_periods: int = Field(
         default=2,

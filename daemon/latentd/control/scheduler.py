@@ -145,7 +145,7 @@ class ScheduleController:
             if voice.seed != seed:
                 out.append(c.ReseedVoice(name, seed))
         # The voices of the other machines of several: the command goes to their nodes (node_control).
-        for name in sorted(self.engine.remote_voices):
+        for name in sorted(self.engine.remote.owners):
             out.append(c.ReseedVoice(name, day_seed(self.piece_seed, day, name)))
 
 

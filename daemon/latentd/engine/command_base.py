@@ -146,8 +146,20 @@ def check(command: Command, view: EngineSnapshot) -> str | None:
     voice_name = getattr(command, "voice", None)
     if voice_name is not None:
         voice = view.voices.get(voice_name)
+        remote = view.remote
+        if voice is None and remote is not None and voice_name in remote.owners:
+            # Another node's voice (several machines): checked against what that node last reported.
+            theirs = remote.view_of(voice_name, view)
+            if isinstance(theirs, str):
+                return theirs
+            view = theirs
+            voice = view.voices.get(voice_name)
+            if voice is None:
+                node = remote.owners[voice_name]
+                return f"voice {voice_name!r} is not among the voices node {node!r} reports playing"
         if voice is None:
-            return f"unknown voice {voice_name!r}; voices: {', '.join(view.voices)}"
+            known = [*view.voices, *(remote.owners if remote is not None else ())]
+            return f"unknown voice {voice_name!r}; voices: {', '.join(known)}"
         dim = getattr(command, "dim", None)
         if dim is not None and not 0 <= dim < voice.latent_size:
             return f"dim {dim} out of range 0..{voice.latent_size - 1} for voice {voice_name!r}"

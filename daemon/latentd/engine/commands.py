@@ -505,7 +505,12 @@ class FollowProgramme(Command):
     """Take the master's programme state at ``due_block`` (a worker joining, or back): section, step,
     position, hold and entry count; applied later than ``due_block``, it moves on by the blocks missed.
     A crossfade in progress on the master is not taken: the node starts in the incoming section. A
-    worker starts silent and fades in here (the start-up fade)."""
+    worker starts silent and fades in here (the start-up fade).
+
+    ``clock_blocks`` is the master's block minus the worker's block mixed into it: the worker moves its
+    sources' clocks (LFOs, steps, tables, latent files) by that many blocks from its own count, so they
+    count the master's blocks and its voices' material is in time with the master's own voices.
+    """
 
     name: ClassVar[str] = "section.follow"
     override = None
@@ -516,6 +521,7 @@ class FollowProgramme(Command):
     section: str
     position: int
     hold: bool
+    clock_blocks: int = 0
 
     def refusal(self, view: EngineSnapshot) -> str | None:
         return _section_refusal(view, self.section)
@@ -526,6 +532,10 @@ class FollowProgramme(Command):
         p.position = self.position  # past the length too: the master's advance ends the section
         p.entry = self.entry
         p.catch_up((engine.counters.blocks - self.due_block) * engine.blocksize)
+        seconds = self.clock_blocks * engine.blocksize / engine.samplerate
+        moved = [v.name for v in engine.voices.values() if v.align_clock(round(seconds * v.latent_rate_hz))]
+        if moved:
+            log.info("node.clocks_aligned", clock_blocks=self.clock_blocks, voices=moved)
         engine.fade.set(1.0)
 
 

@@ -26,6 +26,7 @@ from latentd.engine.node_bus import NodeBus
 from latentd.engine.node_sync import CommandLead
 from latentd.engine.parallel import ParallelDecoder
 from latentd.engine.programme import Programme, SectionPlan
+from latentd.engine.remote_voices import RemoteVoices
 from latentd.engine.snapshot import EngineSnapshot, SnapshotMaker, VoiceInfo
 from latentd.engine.swaps import Swaps
 from latentd.engine.voice import GLIDE_S, Voice
@@ -99,7 +100,7 @@ class Engine:
         # Commands at a block, on every node of a venue of several machines (None: at once, as always).
         self.lead: CommandLead | None = None
         # The piece's voices on the other nodes of several machines: commands naming them are theirs.
-        self.remote_voices: frozenset[str] = frozenset()
+        self.remote = RemoteVoices({})
         # Called with the block index once its commands are applied, right before it is rendered
         # (the recorder takes its checkpoints here).
         self.block_start_listeners: list[Callable[[int], None]] = []
@@ -240,8 +241,12 @@ class Engine:
 
     def _apply(self, cmd: c.Command) -> None:
         """Check, resolve, apply and log one command (engine thread, between blocks)."""
-        if self.remote_voices and getattr(cmd, "voice", None) in self.remote_voices:
-            return  # another node's voice: the command reached that node (runtime/node_control.py)
+        node = self.remote.owners.get(getattr(cmd, "voice", None) or "")
+        if node is not None:
+            # Another node's voice: checked and sent to that node a lead ahead (RemoteVoices.admit);
+            # journalled here, at the block it takes effect there.
+            self._log_applied(cmd, node=node)
+            return
         if cmd.touches_model:
             self.decoder.wait()  # none of its calls may be decoding in the background
         sent = cmd  # keeps the sender's origin for a refusal
@@ -256,10 +261,14 @@ class Engine:
             self.refuse(sent, reason)
             return
         self.overrides.note(cmd)
+        self._log_applied(cmd)
+
+    def _log_applied(self, cmd: c.Command, **where: str) -> None:
+        """Journal an applied command: the log tail, the log, the command listeners (engine thread)."""
         self.command_log.append((self.counters.blocks, cmd))
         if len(self.command_log) >= 2 * COMMAND_TAIL:
             self.command_log = self.command_log[-COMMAND_TAIL:]
-        log.info("command.applied", block=self.counters.blocks, **cmd.to_json())
+        log.info("command.applied", block=self.counters.blocks, **where, **cmd.to_json())
         for listener in self.command_listeners:
             listener(self.counters.blocks, cmd)
 
@@ -273,7 +282,9 @@ class Engine:
             if lead is None:
                 self._apply(item if not isinstance(item, tuple) else item[1])
             else:
-                lead.take(self.counters.blocks, item)
+                taken = item if isinstance(item, tuple) else self.remote.admit(self, item)
+                if taken is not None:  # None: refused (another node's voice)
+                    lead.take(self.counters.blocks, taken)
         if lead is not None:
             for due in lead.due(self.counters.blocks):
                 self._apply(due)

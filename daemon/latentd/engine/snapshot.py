@@ -20,6 +20,7 @@ from latentd.engine.command_base import Command
 
 if TYPE_CHECKING:
     from latentd.engine.engine import Engine
+    from latentd.engine.remote_voices import RemoteView
     from latentd.engine.voice import Voice
 
 
@@ -172,6 +173,8 @@ class EngineSnapshot:
         command_log: the most recent commands applied (a bounded tail), with their blocks.
         handled: names of the commands whose handler lives outside the engine and is registered
             (e.g. recording); any other such command is refused.
+        remote: several machines: the other nodes' voices, their nodes and what those last reported
+            (None on one machine).
     """
 
     block: int
@@ -194,6 +197,7 @@ class EngineSnapshot:
     piece_models: tuple[str, ...] = ()
     handled: frozenset[str] = frozenset()
     swap_rules: SwapRules = field(default_factory=SwapRules)
+    remote: RemoteView | None = None
 
     @classmethod
     def of(cls, values: dict[str, Any]) -> EngineSnapshot:
@@ -248,6 +252,7 @@ class EngineSnapshot:
             "nonfinite_blocks": self.counters.get("nonfinite_blocks", 0),
             "swaps": self.counters.get("swaps", 0),
             "swap_failures": self.counters.get("swap_failures", 0),
+            **({} if self.remote is None else {"remote_voices": self.remote.status()}),
         }
 
 
@@ -320,6 +325,7 @@ class SnapshotMaker:
                 "piece_models": engine._piece_models,
                 "handled": self._handled,
                 "swap_rules": engine.swap_rules,
+                "remote": engine.remote.view(),
             }
         )
 

@@ -208,6 +208,17 @@ class Voice:
         self._crossfade: Ramp | None = None
         self.fading_out = False
         self.retired = False  # replaced by a voice on another model: never mixed again
+        # Several machines: latent frames the source's clock was moved to count the master's blocks.
+        self.clock_shift_frames = 0
+
+    def align_clock(self, frames: int) -> bool:
+        """Move the source's clock to ``frames`` latent frames from its own count (a worker of several
+        machines: so it counts the master's blocks); returns whether it moved."""
+        delta = frames - self.clock_shift_frames
+        if delta == 0 or not self.source.shift_clock(delta):
+            return False
+        self.clock_shift_frames = frames
+        return True
 
     def start_crossfade(self, samples: int, *, fading_out: bool) -> None:
         """Begin an equal-power crossfade over ``samples``: out (cos) for the old voice, in (sin) the new."""

@@ -63,7 +63,12 @@ class NodeBeat:
             return
         self._seen = system
         if not system:
-            self.log.warning("node.master_lost", action="silent until a master takes this node again")
+            # Its latentd's beats stopped too, if that went with it (node.master_lost, node_control).
+            self.log.warning(
+                "node.master_ports_lost",
+                reason="the master's jackd is gone: the net driver dropped its ports",
+                action="waiting for a master to take this node again",
+            )
             return
         targets = [f"system:playback_{i + 1}" for i in range(len(self.sources))]
         missing = [t for t in targets if t not in system]

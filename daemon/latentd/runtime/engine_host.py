@@ -25,11 +25,12 @@ from latentd.engine import commands as c
 from latentd.engine.engine import Engine
 from latentd.engine.node_bus import NodeBus
 from latentd.engine.node_sync import CommandLead, ProgrammeClock
+from latentd.engine.remote_voices import RemoteVoices
 from latentd.engine.ring import BlockRing
 from latentd.offline.build import build_engine
 from latentd.offline.snapshot import snapshot_now
 from latentd.recording.recorder import Recorder, attach_recorder
-from latentd.runtime.node_control import NodeReceiver, NodeSender
+from latentd.runtime.node_control import NodeReceiver, NodeReports, NodeSender
 from latentd.runtime.process import freeze_heap
 from latentd.runtime.state import StateWriter, restore_state, state_path
 from latentd.web.feed import WebFeed
@@ -144,6 +145,7 @@ class EngineHost:
         self.node_rings = dict(node_rings or {})
         self.sender: NodeSender | None = None
         self.receiver: NodeReceiver | None = None
+        self.reports: NodeReports | None = None
         self.status_every_s = status_every_s
         self.ring = ring
         self.record = record
@@ -219,16 +221,25 @@ class EngineHost:
         if venue.node not in venue.nodes:
             return
         ring_blocks = venue.jack.ring_blocks
-        engine.remote_voices = frozenset(
-            voice for name, node in venue.nodes.items() if name != venue.node for voice in node.voices
-        )
-        if venue.nodes[venue.node].role == "worker":
+        owners = {
+            voice: name for name, node in venue.nodes.items() if name != venue.node for voice in node.voices
+        }
+        engine.remote = RemoteVoices(owners)
+        this = venue.nodes[venue.node]
+        if this.role == "worker":
             engine.lead = CommandLead(0)
             engine.programme.follows = True
             # Silent until the master's programme reaches it (FollowProgramme): never a section of its own.
             engine.fade.set(0.0, now=True)
-            this = venue.nodes[venue.node]
-            self.receiver = NodeReceiver(engine, this.address, this.control_port).start()
+            [master] = [n for n in venue.nodes.values() if n.role == "master"]
+            self.receiver = NodeReceiver(
+                engine,
+                this.address,
+                this.control_port,
+                node=venue.node,
+                master=(master.address, master.control_port),
+                fade_s=NODE_FADE_S,
+            ).start()
             return
         buses = {}
         for node, node_ring in self.node_rings.items():
@@ -243,7 +254,10 @@ class EngineHost:
             engine.lead = CommandLead(3 * ring_blocks + 8)
             clock = ProgrammeClock(engine, engine.lead)
             targets = {n: (venue.nodes[n].address, venue.nodes[n].control_port) for n in buses}
-            self.sender = NodeSender(buses, targets, clock)
+            self.sender = NodeSender(buses, targets, clock, owners)
+            engine.remote.watch(lambda: {node: bus.present for node, bus in buses.items()})
+            addresses = {n: venue.nodes[n].address for n in buses}
+            self.reports = NodeReports(engine, this.address, this.control_port, addresses, targets).start()
             engine.lead.listeners.append(self.sender)
             # The sender first: a node heard again gets the state before any new section end.
             engine.block_start_listeners.append(self.sender.on_block)
@@ -303,6 +317,8 @@ class EngineHost:
             self.osc.stop()
         if self.receiver is not None:
             self.receiver.stop()
+        if self.reports is not None:
+            self.reports.stop()
         if self.worker is not None:
             self.worker.stop(timeout_s)
         if self.sender is not None:

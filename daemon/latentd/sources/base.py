@@ -100,6 +100,15 @@ class Source(ABC):
         """Take back what :meth:`checkpoint_state` returned (a copy of it: it is adopted, not copied)."""
         vars(self).update(state)
 
+    def shift_clock(self, n_frames: int) -> bool:
+        """Move the source's clock ``n_frames`` frames on (back, when negative), for a source whose frames
+        are a function of its clock (see :class:`Clocked`): its next frame is the one ``n_frames`` later.
+
+        Returns:
+            Whether the source has a clock; others ignore it (their frames follow no time).
+        """
+        return False
+
     def trigger(self) -> None:  # noqa: B027 - a deliberate default: most sources ignore triggers
         """React to a trigger (restart, next step, next seed...); a no-op where meaningless."""
 
@@ -153,3 +162,15 @@ class Source(ABC):
     @abstractmethod
     def _restart(self, seed: int) -> None:
         """Return to the start state for ``seed``."""
+
+
+class Clocked(Source, ABC):
+    """A source whose frames are a function of its frame count ``_t`` (anchored at its last change), so
+    its clock can be moved: several machines set a worker's clocks to count the master's blocks."""
+
+    _t: int
+
+    def shift_clock(self, n_frames: int) -> bool:
+        """Move ``_t``: the frames that follow are those ``n_frames`` later."""
+        self._t += n_frames
+        return True

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentd.sources.base import Source
+from latentd.sources.base import Clocked
 from latentd.sources.specs import FileSpec
 from latentd.unravel.latentio import latent_rate_of, read_latents
 
@@ -19,7 +19,7 @@ def resolve(name: str, base_dir: Path | None) -> Path:
     return path
 
 
-class FileSource(Source):
+class FileSource(Clocked):
     """Plays the frames of a latent file (read once, when built).
 
     The read position advances ``speed`` file frames per latent frame; fractional positions interpolate
@@ -33,7 +33,7 @@ class FileSource(Source):
             lies beyond its end.
     """
 
-    checkpoint_skip = Source.checkpoint_skip | {"_frames"}  # read once when built, never changed
+    checkpoint_skip = Clocked.checkpoint_skip | {"_frames"}  # read once when built, never changed
 
     def __init__(
         self, spec: FileSpec, *, latent_size: int, latent_rate_hz: float, seed: int, base_dir: Path | None

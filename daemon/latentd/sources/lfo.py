@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from latentd.sources.base import Source, per_dim, summary
+from latentd.sources.base import Clocked, per_dim, summary
 from latentd.sources.specs import LfoSpec
 
 
-class LfoSource(Source):
+class LfoSource(Clocked):
     """Per-dimension oscillators; the phase is a function of the frame count, so blocks do not matter.
 
     The phase of frame ``t`` is ``anchor + direction * freq_hz * (t - anchor_t) / latent_rate_hz``

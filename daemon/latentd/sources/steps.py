@@ -6,14 +6,14 @@ import math
 
 import numpy as np
 
-from latentd.sources.base import Source
+from latentd.sources.base import Clocked
 from latentd.sources.specs import StepsSpec
 from latentd.tempo import TempoMatch, nearest_k_at_rate
 
 BPM_MAX = 2000.0  # above this a step is shorter than most latent frames
 
 
-class StepsSource(Source):
+class StepsSource(Clocked):
     """Per dimension, ``n_steps`` values drawn from the seed, held one step each and looped.
 
     ``fill = "uniform"`` draws U(-1, 1); ``"gaussian"`` the mean of 4 such draws (a bell on [-1, 1]).

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from latentd.sources.base import Source
+from latentd.sources.base import Clocked
 from latentd.sources.specs import TableSpec
 
 
@@ -36,7 +36,7 @@ def tabread4(table: np.ndarray, index: np.ndarray) -> np.ndarray:
     )
 
 
-class TableSource(Source):
+class TableSource(Clocked):
     """Per dimension, a loop of seeded uniform points in [-width, width], read at ``loop_hz`` loops/s.
 
     With ``one_point_per_frame`` the table holds ``ceil(latent_rate_hz / loop_hz)`` points, so each latent

@@ -307,6 +307,8 @@ class WebFeed(threading.Thread):
             "refused_commands": snap.counters.get("refused_commands", 0),
             "voice_faults": snap.counters.get("voice_faults", 0),
             "problems": list(recent_problems)[-RECENT_SHOWN:],
+            # Several machines: each worker's voice with its node, there or lost.
+            "remote_voices": {} if snap.remote is None else snap.remote.status(),
             **self.counts(),
             **self._slow,
         }
