@@ -15,6 +15,8 @@ import threading
 import jack
 import numpy as np
 
+from latentd.outputs.jack_out import port_names
+
 COUNTER_MODULO = 1 << 24  # float32 holds every integer below 2**24 exactly
 
 
@@ -42,7 +44,10 @@ def main() -> None:
     seen: set[str] = set()
     while not stop.wait(0.05):
         # The net driver makes its system ports anew each time a master takes the node: connect then.
-        system = {port.name for port in client.get_ports("system:")}
+        listed = port_names(client, "system:")
+        if listed is None:
+            continue  # the ports were leaving while listed (the master went): look again
+        system = set(listed)
         if system and system != seen:
             pairs = [
                 ("system:capture_1", inport),

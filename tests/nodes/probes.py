@@ -112,6 +112,11 @@ class MasterProbe:
             self.data[self._n, c] = port.get_array()
         self._n += 1
 
+    def disconnect_all(self) -> None:
+        """Drop every connection of the probe's own ports (before connecting them again)."""
+        for port in [self.clock, *self.inports]:
+            port.disconnect()
+
     def connect(self, node_ports_to: list[str], node_ports_from: list[str]) -> None:
         """Connect ``clock`` to the node's first ``to_slave`` port and its two ``from_slave`` ports in."""
         if node_ports_to:

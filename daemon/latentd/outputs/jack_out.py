@@ -87,6 +87,20 @@ def close_client(client: jack.Client | None) -> None:
             client.close()
 
 
+def port_names(client: jack.Client, pattern: str, tries: int = 3) -> list[str] | None:
+    """The names of the ports matching ``pattern``; None when ports kept going while being listed.
+
+    ``get_ports`` lists names, then looks each up: a port that leaves in between (a worker node that
+    goes) raises. Listing again usually succeeds; None tells a poll to try at its next turn.
+    """
+    for _ in range(tries):
+        try:
+            return [port.name for port in client.get_ports(pattern)]
+        except jack.JackError:
+            continue
+    return None
+
+
 def open_client(name: str, server_name: str | None) -> jack.Client:
     """Open a JACK client without ever starting a server.
 

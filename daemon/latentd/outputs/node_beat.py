@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import jack
 from structlog.typing import FilteringBoundLogger
 
-from latentd.outputs.jack_out import close_client, open_client
+from latentd.outputs.jack_out import close_client, open_client, port_names
 
 
 class NodeBeat:
@@ -58,7 +58,10 @@ class NodeBeat:
         client = self._client
         if client is None:
             return
-        system = {port.name for port in client.get_ports("system:playback_")}
+        listed = port_names(client, "system:playback_")
+        if listed is None:
+            return  # the master's ports were leaving while listed: the next poll sees them gone
+        system = set(listed)
         if system == self._seen:
             return
         self._seen = system

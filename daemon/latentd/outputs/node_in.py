@@ -19,7 +19,7 @@ import numpy as np
 from structlog.typing import FilteringBoundLogger
 
 from latentd.engine.ring import BlockRing
-from latentd.outputs.jack_out import JackOutputError, PortBuffer, close_client, open_client
+from latentd.outputs.jack_out import JackOutputError, PortBuffer, close_client, open_client, port_names
 from latentd.outputs.netjack import node_ports
 from latentd.realtime import realtime
 
@@ -123,7 +123,9 @@ class NodeInputs:
         client = self._client
         if client is None:
             return
-        names = [port.name for port in client.get_ports(":from_slave_")]
+        names = port_names(client, ":from_slave_")
+        if names is None:
+            return  # a node's ports were leaving while listed: the next poll sees where they went
         for node, ports in self._ports.items():
             sources = node_ports(names, node)
             present = len(sources) >= len(ports)
