@@ -105,7 +105,10 @@ def test_a_workers_clock_driven_voice_is_in_time_with_the_masters(
     [follow] = [e for e in n1.events("command.applied") if e.get("cmd") == "section.follow"]
     path = follow["block"] - follow["due_block"]
     [aligned] = n1.events("node.clocks_aligned")
-    assert aligned["clock_blocks"] == -offset and aligned["voices"] == ["there"], aligned
+    # The clock moves by the offset the master measured when it sent the programme (the offset it logs
+    # may move by a block later, as the beat is read at period boundaries).
+    assert aligned["clock_blocks"] == follow["clock_blocks"] and aligned["voices"] == ["there"], aligned
+    assert abs(follow["clock_blocks"] + offset) <= 1, (follow, offset)
     [recording] = sorted((tmp_path / "recordings").rglob("*.w64"))
     audio, _ = sf.read(recording, dtype="float32")
     lag, difference = lag_frames(audio[-4 * 48000 :])
