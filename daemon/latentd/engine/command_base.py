@@ -25,9 +25,10 @@ by an OSC route. A command may carry an ``origin`` (who sent it, e.g. an OSC sen
 logged, compared or stored, and the engine hands it back with a refusal so the sender hears why.
 
 Adding an OSC command touches four places: the command class with its handler
-(``engine/commands.py``), its route (``control/osc_map.py``), the README's OSC table (a test compares
-it with the routes) and the tests (``tests/control/test_osc.py``; a test fails for a command that has
-no route and no reason not to have one). The finiteness check, the state file's overrides and the
+(``engine/voice_commands.py`` for a voice's, else ``engine/commands.py``), its route
+(``control/osc_map.py``), the README's OSC table (a test compares it with the routes) and the tests
+(``tests/control/test_osc.py``; a test fails for a command that has no route and no reason not to have
+one). The finiteness check, the state file's overrides and the
 command log follow from the class.
 """
 
