@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -107,3 +109,47 @@ def test_a_resampled_model_is_restored_exactly_mid_stream(tmp_path, model_factor
     again = [restored.next_block() for _ in range(120 - 37)]
     assert np.abs(blocks[-1]).max() > 0.01
     np.testing.assert_array_equal(np.concatenate(again, axis=1), np.concatenate(blocks[37:], axis=1))
+
+
+def test_a_checkpoint_never_waits_for_the_calls_decoding_ahead(tmp_path, model_factory):
+    # The engine thread must not stall while JACK plays: a call decoding ahead (held here until the
+    # checkpoint is taken) is given to the checkpoint by its thread, and the checkpoint restores exactly.
+    model = model_factory(SynthSpec(latent_size=4, ratio=1024, sr=SR))
+    config = load_config(
+        write_piece(
+            tmp_path,
+            models={"a": model},
+            voices={"w": {"model": "a", "source": {"kind": "walk", "step_std": 0.5}}},
+            audio={"decode_threads": 2},
+        )
+    )
+    live = Engine(load_installation(config))
+    blocks = [live.next_block() for _ in range(40)]
+    group = live.groups[0]
+    gate = threading.Event()
+    decode = group.run
+
+    def held(z: np.ndarray) -> np.ndarray:
+        gate.wait()
+        return decode(z)
+
+    group.run = held  # type: ignore[method-assign]
+    while not any(not call.done() for call in live.decoder.ahead(group)):
+        blocks.append(live.next_block())  # until a held call decodes ahead
+    taken: list[Checkpoint] = []
+    capturing = threading.Thread(target=lambda: taken.append(capture(live)))
+    capturing.start()
+    capturing.join(30.0)  # a capture that waited for the held call would still be waiting
+    assert taken, "capturing waited for the call decoding ahead"
+    gate.set()
+    del group.run
+    checkpoint = Checkpoint.loads(taken[0].dumps())  # the writer thread completes it, then writes it
+    assert checkpoint.block == len(blocks) and len(checkpoint.state["groups"]["a"]["pending"]) >= 1
+    fresh = Engine(load_installation(config))
+    restore(fresh, checkpoint)
+    after = [live.next_block() for _ in range(100)]
+    np.testing.assert_array_equal(
+        np.concatenate([fresh.next_block() for _ in range(100)], axis=1), np.concatenate(after, axis=1)
+    )
+    live.decoder.close()
+    fresh.decoder.close()

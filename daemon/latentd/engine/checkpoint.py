@@ -16,8 +16,12 @@ earlier exact checkpoint and renders forward:
 - a source that declares it (``Source.checkpoint_inexact``: pool sources, whose items a background
   process writes as it goes).
 
-With parallel decode (``audio.decode_threads`` > 1) a model's next call may be decoding in the
-background: capturing waits for it and keeps its audio, so the restored engine has it due as well.
+With parallel decode (``audio.decode_threads`` > 1) a model's next calls may be decoding in the
+background. Capturing does not wait for them (the engine thread must not stall while JACK plays): their
+audio, the model's buffers after them and torch's generator after the random lane's calls are taken in
+the decode threads, right after those calls and before any later one, and filled in by
+:meth:`Checkpoint.complete` (the recorder's writer thread, or :meth:`Checkpoint.dumps`, or
+:func:`restore`). The restored engine has those calls due as well.
 
 Capturing copies memory only (no I/O); the recorder's writer thread serializes it (:meth:`Checkpoint.dumps`).
 """
@@ -26,7 +30,9 @@ from __future__ import annotations
 
 import copy
 import pickle
-from dataclasses import dataclass
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,19 +50,62 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be read or does not fit the engine it is restored into."""
 
 
+class DecodeParts:
+    """The parts of a checkpoint that the decode threads give: per model its calls decoding ahead and its
+    buffers after them, and torch's generator after the random lane's calls (see the module)."""
+
+    def __init__(
+        self,
+        calls: dict[str, list[Future[np.ndarray]]],
+        buffers: dict[str, Future[dict[str, torch.Tensor]]],
+        torch_rng: Future[torch.Tensor],
+    ) -> None:
+        self.calls = calls
+        self.buffers = buffers
+        self.torch_rng = torch_rng
+        self._lock = threading.Lock()
+        self.done = False
+
+    def fill(self, state: dict[str, Any]) -> None:
+        """Wait for the parts and put them into ``state`` (once; any thread).
+
+        Raises:
+            Exception: what a call decoding ahead raised (the checkpoint is then not usable).
+        """
+        with self._lock:
+            if self.done:
+                return
+            for name, calls in self.calls.items():
+                group = state["groups"][name]
+                group["pending"] = [np.array(call.result(), copy=True) for call in calls]
+                group["buffers"] = self.buffers[name].result()
+            state["torch_rng"] = self.torch_rng.result()
+            self.done = True
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     """The engine's state before block ``block`` is rendered (its commands applied).
 
     Attributes:
         block: the engine block rendered next after a restore.
-        state: the captured state (private copies; see :func:`capture`).
+        state: the captured state (private copies; see :func:`capture`); complete once
+            :meth:`complete` has returned.
         inexact: why restoring it would not reproduce the live audio exactly (empty: it would).
+        parts: what the decode threads still give (None: nothing, the state is complete).
     """
 
     block: int
     state: dict[str, Any]
     inexact: tuple[str, ...] = ()
+    parts: DecodeParts | None = field(default=None, compare=False, repr=False)
+
+    def complete(self) -> Checkpoint:
+        """Wait for the parts the decode threads give and fill them in (not in the engine thread: it
+        would wait for calls decoding ahead); returns the checkpoint."""
+        if self.parts is not None:
+            self.parts.fill(self.state)
+        return self
 
     @property
     def exact(self) -> bool:
@@ -64,7 +113,9 @@ class Checkpoint:
         return not self.inexact
 
     def dumps(self) -> bytes:
-        """The checkpoint as bytes (a pickle: written and read by latentd only, like its own models)."""
+        """The checkpoint as bytes (a pickle: written and read by latentd only, like its own models);
+        completes it first (see :meth:`complete`)."""
+        self.complete()
         data = {"version": VERSION, "block": self.block, "state": self.state, "inexact": list(self.inexact)}
         return pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -120,8 +171,6 @@ def capture(engine: Engine, model_attributes: dict[str, dict[str, float | str]] 
             "calls": g.calls,
             "faulted_rows": g.faulted_rows,
             "resampler": g.resampler.state() if g.resampler is not None else None,
-            # Calls decoding ahead (parallel decode): their sources were stepped, their audio is due.
-            "pending": engine.decoder.pending(g),
         }
         for g in engine.groups
     }
@@ -140,10 +189,15 @@ def capture(engine: Engine, model_attributes: dict[str, dict[str, float | str]] 
             "numpy_rng": np.random.get_state(),
         }
     )
-    for g in engine.groups:  # after the calls ahead have finished: they change the caches
-        state["groups"][g.name]["buffers"] = g.model.buffers()
-    state["torch_rng"] = torch.get_rng_state()
-    return Checkpoint(engine.counters.blocks, state, tuple(inexact_reasons(engine)))
+    # Calls decoding ahead (parallel decode): their sources were stepped, their audio is due. The model's
+    # buffers (its caches) and torch's generator are read after them, in the threads that run them.
+    decoder = engine.decoder
+    parts = DecodeParts(
+        calls={g.name: decoder.ahead(g) for g in engine.groups},
+        buffers={g.name: decoder.after_calls(g, g.model.buffers) for g in engine.groups},
+        torch_rng=decoder.after_random_calls(torch.get_rng_state),
+    )
+    return Checkpoint(engine.counters.blocks, state, tuple(inexact_reasons(engine)), parts)
 
 
 def restore(engine: Engine, checkpoint: Checkpoint) -> None:
@@ -155,7 +209,7 @@ def restore(engine: Engine, checkpoint: Checkpoint) -> None:
     Raises:
         CheckpointError: the engine's voices or models are not the ones the checkpoint holds.
     """
-    state = copy.deepcopy(checkpoint.state)  # the checkpoint stays usable for another restore
+    state = copy.deepcopy(checkpoint.complete().state)  # the checkpoint stays usable for another restore
     groups = {g.name: g for g in engine.groups}
     if set(state["voices"]) != set(engine.voices) or set(state["groups"]) != set(groups):
         raise CheckpointError(

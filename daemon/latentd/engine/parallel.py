@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 import structlog
@@ -29,6 +31,18 @@ from latentd.engine.decode import ModelGroup
 from latentd.installation.models import LoadedModel
 
 log = structlog.get_logger("latentd.parallel")
+
+T = TypeVar("T")
+
+
+def _done(read: Callable[[], T]) -> Future[T]:
+    """A future already holding ``read()``'s value (or its exception)."""
+    future: Future[T] = Future()
+    try:
+        future.set_result(read())
+    except Exception as exc:
+        future.set_exception(exc)
+    return future
 
 
 def draws_random(model: LoadedModel) -> bool:
@@ -167,12 +181,26 @@ class ParallelDecoder:
         if lane is not None:
             lane.shutdown(wait=True)
 
-    def pending(self, group: ModelGroup) -> list[np.ndarray]:
-        """The audio of ``group``'s calls decoding ahead, not yet in its FIFO, in order (waits for them).
+    def ahead(self, group: ModelGroup) -> list[Future[np.ndarray]]:
+        """``group``'s calls decoding ahead, whose audio is not in its FIFO yet, in order (no wait).
 
-        A checkpoint of the engine keeps it: the calls' sources have already been stepped.
+        A checkpoint of the engine keeps their audio: the calls' sources have already been stepped.
         """
-        return [future.result() for future in self._ahead.get(group, ())]
+        return list(self._ahead.get(group, ()))
+
+    def after_calls(self, group: ModelGroup, read: Callable[[], T]) -> Future[T]:
+        """``read()`` run once ``group``'s calls decoding ahead are done and before any later one (in the
+        group's thread; at once when none is running): a checkpoint reads the model's caches so."""
+        if all(call.done() for call in self._ahead.get(group, ())):
+            return _done(read)
+        return self._executor(group).submit(read)
+
+    def after_random_calls(self, read: Callable[[], T]) -> Future[T]:
+        """``read()`` run after the random lane's calls so far, before any later one (at once without a
+        lane): a checkpoint reads torch's generator so."""
+        if self._lane is None:
+            return _done(read)
+        return self._lane.submit(read)
 
     def set_pending(self, group: ModelGroup, calls: list[np.ndarray]) -> None:
         """Restore ``group``'s calls decoding ahead from a checkpoint's :meth:`pending` audio."""
