@@ -11,9 +11,9 @@ A command class (see :mod:`latentd.engine.commands`) declares in one place:
   engine refuse a value outside it;
 - ``refusal(view)``: why it is refused beyond the common checks (optional), read from an
   :class:`~latentd.engine.snapshot.EngineSnapshot` only;
-- ``apply(engine)``: its handler, run in the engine thread between blocks;
-- ``touches_model``: True when its handler touches a model (an attribute, a swap): the engine then
-  waits for the calls decoding in the background first; the others apply without waiting.
+- ``apply(engine)``: its handler, run in the engine thread between blocks; a handler that touches a
+  running model first waits for that model's calls decoding in the background
+  (``engine.decoder.wait(group)``); nothing else waits for them.
 
 :func:`check` runs every check against a snapshot, so the OSC thread (against the published
 ``engine.snapshot``) and the engine thread (against a snapshot of now) refuse with the same code.
@@ -65,9 +65,6 @@ class Command:
     kinds: ClassVar[Mapping[str, str]] = {}  # field → its annotation as written, set for each class
     bounds: ClassVar[Mapping[str, tuple[float, float]]] = {}  # field → inclusive (low, high)
     resets_overrides: ClassVar[bool] = False  # True: applying it drops every override
-    # True: applying it touches a model (its attributes, a swap), so no call may be decoding in the
-    # background then; the others only touch what the engine thread alone reads.
-    touches_model: ClassVar[bool] = False
     # Who sent it (e.g. an OSC sender), handed back with a refusal; never logged, compared or stored.
     origin: object = field(default=None, kw_only=True, compare=False, repr=False)
 

@@ -247,8 +247,6 @@ class Engine:
             # journalled here, at the block it takes effect there.
             self._log_applied(cmd, node=node)
             return
-        if cmd.touches_model:
-            self.decoder.wait()  # none of its calls may be decoding in the background
         sent = cmd  # keeps the sender's origin for a refusal
         reason = self.check(cmd)
         if reason is None:

@@ -166,10 +166,11 @@ class ParallelDecoder:
             self._lane = ThreadPoolExecutor(1, thread_name_prefix="latentd-decode-random")
         return self._lane
 
-    def wait(self) -> None:
-        """Wait until no call decodes in the background (before a command touches a model); the calls'
-        audio stays pending, so the FIFOs, and the samples, are as if nothing had waited."""
-        for calls in list(self._ahead.values()):
+    def wait(self, group: ModelGroup | None = None) -> None:
+        """Wait until no call of ``group`` (None: of any group) decodes in the background, before a
+        command touches its model; the calls' audio stays pending, so the FIFOs, and the samples, are as
+        if nothing had waited."""
+        for calls in [self._ahead.get(group, ())] if group is not None else list(self._ahead.values()):
             for future in calls:
                 future.exception()
 

@@ -259,7 +259,6 @@ class SetModelAttribute(Command):
     """
 
     name: ClassVar[str] = "voice.attr"
-    touches_model = True
     override = None
     voice: str
     attribute: str
@@ -279,6 +278,7 @@ class SetModelAttribute(Command):
     def apply(self, engine: Engine) -> None:
         v = _voice(engine, self)
         group = engine.group_of(self.voice)
+        engine.decoder.wait(group)  # none of this model's calls may be decoding meanwhile
         try:
             group.model.set_attribute(self.attribute, self.value)
         except ModelError as exc:
@@ -297,7 +297,6 @@ class SwapModel(Command):
     """
 
     name: ClassVar[str] = "voice.model"
-    touches_model = True
     override = None
     voice: str
     model: str
@@ -325,7 +324,6 @@ class ModelSwapped(Command):
     """
 
     name: ClassVar[str] = "voice.model_swapped"
-    touches_model = True
     override = None
     voice: str
     model: str
