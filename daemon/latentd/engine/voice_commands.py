@@ -28,7 +28,7 @@ _DIMS = (0, DIM_MAX)
 if TYPE_CHECKING:
     from latentd.engine.engine import Engine
     from latentd.engine.snapshot import EngineSnapshot, VoiceInfo
-    from latentd.engine.voice import Voice
+    from latentd.engine.voice import Routing, Voice
 
 log = structlog.get_logger("latentd.engine")
 
@@ -39,6 +39,14 @@ def _voice(engine: Engine, command: Any) -> Voice:
 
 def _info(view: EngineSnapshot, command: Any) -> VoiceInfo:
     return view.voices[command.voice].info
+
+
+def _moving_routing(engine: Engine, command: Any) -> Routing:
+    """The voice's routing freed of a fixed matrix and of waypoints: a pan or a rotation takes over."""
+    routing = _voice(engine, command).routing
+    routing.matrix = None
+    routing.waypoints = None
+    return routing
 
 
 # ------------------------------------------------------------------------------------------ voices
@@ -203,10 +211,7 @@ class SetVoicePan(Command):
     azimuth_deg: float
 
     def apply(self, engine: Engine) -> None:
-        routing = _voice(engine, self).routing
-        routing.matrix = None
-        routing.waypoints = None
-        routing.azimuth_deg = self.azimuth_deg
+        _moving_routing(engine, self).azimuth_deg = self.azimuth_deg
 
 
 @dataclass(frozen=True)
@@ -220,10 +225,7 @@ class SetVoiceRotation(Command):
     deg_per_s: float
 
     def apply(self, engine: Engine) -> None:
-        routing = _voice(engine, self).routing
-        routing.matrix = None
-        routing.waypoints = None
-        routing.rotate_deg_s = self.deg_per_s
+        _moving_routing(engine, self).rotate_deg_s = self.deg_per_s
 
 
 @dataclass(frozen=True)
