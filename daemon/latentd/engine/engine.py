@@ -309,7 +309,7 @@ class Engine:
         self.decoder.fill(active, n)  # the models decode in parallel when the venue allows threads
         for group, before in zip(active, calls_before, strict=True):
             if group.calls != before:
-                self._decoded(group, before)
+                self.counters.decode_calls += group.calls - before
                 # Once per decode call, not per block: a call's audio spans many blocks.
                 self._fault(group)
             if group.prepared_latents:
@@ -338,10 +338,6 @@ class Engine:
         counters.blocks += 1
         self.snapshot = self._make_snapshot()
         return block
-
-    def _decoded(self, group: ModelGroup, calls_before: int) -> None:
-        """Count a group's new decode calls."""
-        self.counters.decode_calls += group.calls - calls_before
 
     def _report_latents(self, group: ModelGroup) -> None:
         """Tell the latent listeners the latents of every call ``group`` prepared since the last block."""

@@ -35,14 +35,21 @@ log = structlog.get_logger("latentd.parallel")
 T = TypeVar("T")
 
 
+def _finished(value: T) -> Future[T]:
+    """A future already holding ``value``."""
+    future: Future[T] = Future()
+    future.set_result(value)
+    return future
+
+
 def _done(read: Callable[[], T]) -> Future[T]:
     """A future already holding ``read()``'s value (or its exception)."""
-    future: Future[T] = Future()
     try:
-        future.set_result(read())
+        return _finished(read())
     except Exception as exc:
+        future: Future[T] = Future()
         future.set_exception(exc)
-    return future
+        return future
 
 
 def draws_random(model: LoadedModel) -> bool:
@@ -204,14 +211,10 @@ class ParallelDecoder:
         return self._lane.submit(read)
 
     def set_pending(self, group: ModelGroup, calls: list[np.ndarray]) -> None:
-        """Restore ``group``'s calls decoding ahead from a checkpoint's :meth:`pending` audio."""
-        ahead: deque[Future[np.ndarray]] = deque()
-        for audio in calls:
-            done: Future[np.ndarray] = Future()
-            done.set_result(audio)
-            ahead.append(done)
-        if ahead:
-            self._ahead[group] = ahead
+        """Restore ``group``'s calls decoding ahead from the audio a checkpoint kept of them (see
+        :meth:`ahead`)."""
+        if calls:
+            self._ahead[group] = deque(_finished(audio) for audio in calls)
 
     def close(self) -> None:
         """Stop the worker threads (after their current call)."""

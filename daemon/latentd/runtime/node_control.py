@@ -36,6 +36,7 @@ import socket
 import threading
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 
 import structlog
@@ -178,7 +179,7 @@ class NodeSender:
         self._sock.close()
 
 
-class _Listener:
+class _Listener(ABC):
     """A UDP socket bound to a node's ``address:port`` and a thread reading it: ``_tick`` at least every
     0.2 s, ``_handle`` for each datagram."""
 
@@ -205,11 +206,13 @@ class _Listener:
                 return
             self._handle(data, sender)
 
+    @abstractmethod
     def _tick(self) -> None:
         """What is due by time (this thread)."""
 
+    @abstractmethod
     def _handle(self, data: bytes, sender: tuple[str, int]) -> None:
-        raise NotImplementedError
+        """One datagram from ``sender`` (this thread)."""
 
     def stop(self) -> None:
         """Stop and close."""
